@@ -1,0 +1,3 @@
+from kservectl.cli.main import main
+
+main()

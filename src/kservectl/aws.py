@@ -1,0 +1,87 @@
+"""One boto3 session and client factory (STYLE 6).
+
+Standard retry mode with the configured attempts; a fail-fast variant (one attempt) for
+creates whose errors must surface at once; region and profile from config; ``AWS_ENDPOINT_URL``
+is honoured by boto3 itself (moto's server in tests). boto3 is imported only when a client is
+first needed, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kservectl import __version__
+from kservectl.errors import AwsError
+from kservectl.settings import DEFAULT_SETTINGS, Settings
+
+T = TypeVar("T")
+
+# Error codes worth a hand-written retry loop on top of botocore's own (STYLE 6).
+RETRYABLE_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+     "DependencyViolation", "ServiceUnavailable", "InternalError"}
+)
+
+
+class AwsClients:
+    def __init__(self, region: str, profile: str = "", settings: Settings = DEFAULT_SETTINGS) -> None:
+        self.region = region
+        self.profile = profile or None
+        self.settings = settings
+        self._session: Any = None
+        self._clients: dict[tuple[str, bool], Any] = {}
+        self._lock = threading.Lock()
+
+    def session(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                import boto3
+
+                try:
+                    self._session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+                except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
+                    raise AwsError("Session", type(exc).__name__, str(exc),
+                                   hint="check aws.profile / AWS_PROFILE") from exc
+            return self._session
+
+    def client(self, service: str, *, fail_fast: bool = False) -> Any:
+        key = (service, fail_fast)
+        session = self.session()
+        with self._lock:
+            if key not in self._clients:
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 1 if fail_fast else self.settings.aws_max_attempts},
+                    connect_timeout=self.settings.aws_connect_timeout,
+                    read_timeout=self.settings.aws_read_timeout,
+                    user_agent_extra=f"kservectl/{__version__}",
+                )
+                self._clients[key] = session.client(service, config=config)
+            return self._clients[key]
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def call(operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a boto3 method, turning botocore errors into ``AwsError`` (cause chained)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return fn(*args, **kwargs)
+    except NoCredentialsError as exc:
+        raise AwsError(operation, "NoCredentials", "no AWS credentials found",
+                       hint="run `aws configure` or set AWS_PROFILE") from exc
+    except ClientError as exc:
+        code = error_code(exc) or "ClientError"
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise AwsError(operation, code, message) from exc
+    except BotoCoreError as exc:
+        raise AwsError(operation, type(exc).__name__, str(exc)) from exc

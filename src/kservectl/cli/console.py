@@ -1,0 +1,73 @@
+"""Drawing for people: a reporter that writes progress to stderr (stdout stays clean for
+``--output json``) and table helpers. rich is imported only here, and only when used."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kservectl.events import Reporter
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def stdout_console():
+    from rich.console import Console
+
+    # Never truncate ids or ARNs: soft-wrap instead of cropping, also when not a terminal.
+    return Console(highlight=False, soft_wrap=True)
+
+
+class ConsoleReporter(Reporter):
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._console = None
+        self._last_wait: tuple[str, str] | None = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            self._console = stderr_console()
+        return self._console
+
+    def _print(self, text: str, style: str | None = None) -> None:
+        if self.quiet:
+            return
+        self.console.print(text, style=style, markup=False)
+
+    def info(self, message: str) -> None:
+        self._print(message)
+
+    def warn(self, message: str) -> None:
+        if self._console is None and not sys.stderr.isatty():
+            print(f"Warning: {message}", file=sys.stderr)
+            return
+        self.console.print(f"Warning: {message}", style="yellow", markup=False)
+
+    def step(self, phase: str, message: str) -> None:
+        self._print(f"[{phase}] {message}", style="bold")
+
+    def waiting(self, what: str, detail: str) -> None:
+        if self._last_wait == (what, detail):
+            return
+        self._last_wait = (what, detail)
+        self._print(f"  waiting for {what}: {detail}", style="cyan")
+
+    def tool_line(self, tool: str, stream: str, line: str) -> None:
+        self._print(f"  {tool}| {line}", style="dim")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        t.add_column(column, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if cell is None else str(cell) for cell in row))
+    stdout_console().print(t)

@@ -1,0 +1,62 @@
+"""Secrets never reach a terminal, a log, a rendered file or an error message.
+
+``Redactor`` masks values it was told about (a generated password) and values that look like
+credentials (AWS access keys, ``password=...``, bearer tokens, URL user-info passwords).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+MASK = "<redacted>"
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + MASK),
+    (re.compile(r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]key)[\w.-]*)"
+                r"(\"?\s*[=:]\s*\"?)(?!<redacted>)([^\s\"',;]+)"), r"\1\2" + MASK),
+    (re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
+)
+
+_SECRET_FLAGS = frozenset(
+    {"--password", "--token", "--aws-secret-access-key", "--secret", "--client-secret", "--admin-password"}
+)
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        """Mask this exact value wherever it appears (ignores values too short to be secrets)."""
+        if secret and len(secret) >= 4:
+            self._secrets.add(secret)
+
+    def text(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def argv(self, argv: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        hide_next = False
+        for item in argv:
+            if hide_next:
+                out.append(MASK)
+                hide_next = False
+                continue
+            flag, eq, _ = item.partition("=")
+            if flag in _SECRET_FLAGS:
+                if eq:
+                    out.append(f"{flag}={MASK}")
+                else:
+                    out.append(item)
+                    hide_next = True
+                continue
+            out.append(self.text(item))
+        return out
