@@ -1,0 +1,1 @@
+"""Helpers for tests (importable because pytest puts tests/ on sys.path)."""
