@@ -33,6 +33,8 @@ class AwsClients:
         self._session: Any = None
         self._clients: dict[tuple[str, bool], Any] = {}
         self._lock = threading.Lock()
+        # Each observer sees every AWS call as (service, operation); tests count mutating calls.
+        self.observers: list[Callable[[str, str], None]] = []
 
     def session(self) -> Any:
         with self._lock:
@@ -54,13 +56,28 @@ class AwsClients:
                 from botocore.config import Config
 
                 config = Config(
-                    retries={"mode": "standard", "max_attempts": 1 if fail_fast else self.settings.aws_max_attempts},
+                    retries={"mode": "standard",
+                             "total_max_attempts": 1 if fail_fast else self.settings.aws_max_attempts},
                     connect_timeout=self.settings.aws_connect_timeout,
                     read_timeout=self.settings.aws_read_timeout,
                     user_agent_extra=f"kservectl/{__version__}",
                 )
-                self._clients[key] = session.client(service, config=config)
+                client = session.client(service, config=config)
+                client.meta.events.register("before-call.*.*", self._observe)
+                self._clients[key] = client
             return self._clients[key]
+
+    def _observe(self, model: Any, **_: Any) -> None:
+        for observer in self.observers:
+            observer(model.service_model.service_name, model.name)
+
+
+MUTATING_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "Check", "Simulate")
+
+
+def is_mutating(operation: str) -> bool:
+    """Does this AWS operation change anything? (Read operations start with a read verb.)"""
+    return not operation.startswith(MUTATING_PREFIXES)
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -3,6 +3,8 @@ is imported only where tables and progress are drawn)."""
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from kservectl.cli import config_cmd, doctor_cmd, plan_cmd, version_cmd
@@ -26,7 +28,11 @@ app.command("plan")(plan_cmd.plan)
 app.command("doctor")(doctor_cmd.doctor)
 app.add_typer(config_cmd.app, name="config")
 
-_PENDING_TOP = {
+# Commands and groups built by later work live in their own modules, one per command
+# (``kservectl/cli/<name>_cmd.py`` exposing ``command`` for a top-level command or ``app`` for a
+# group). Until a module exists, the command is registered as pending: it says it is not
+# available yet and fails.
+_TOP = {
     "up": ("Create the whole platform, phase by phase (resumable).", "the one-command platform work (up/plan/cleanup)"),
     "url": ("Print the gateway, MLflow and model endpoints.", "the serve/test/url work"),
     "status": ("Show the whole platform's state.", "the one-command platform work (up/plan/cleanup)"),
@@ -35,19 +41,7 @@ _PENDING_TOP = {
                 "the one-command platform work (up/plan/cleanup)"),
     "logs": ("Show the logs of a model or a platform component.", "the one-command platform work (up/plan/cleanup)"),
 }
-
-
-def _pending_top(command: str, arrives_with: str):
-    def handler(cluster: ClusterOpt = None, region: RegionOpt = None, config: ConfigOpt = None) -> None:
-        not_available(command, arrives_with)
-
-    return handler
-
-
-for _name, (_help, _with) in _PENDING_TOP.items():
-    app.command(_name, help=f"{_help} (not available yet)")(_pending_top(_name, _with))
-
-_PENDING_GROUPS = {
+_GROUPS = {
     "cluster": ("The EKS cluster (eksctl).", {"create": "Create the EKS cluster.", "delete": "Delete the cluster.",
                                               "status": "Show the cluster.", "render": "Print the ClusterConfig."},
                 "the AWS phases work (cluster/alb/storage)"),
@@ -68,8 +62,35 @@ _PENDING_GROUPS = {
         "rollback": "Return traffic to the previous revision.", "example": "Train and register the example model."},
         "the serve/test/url work"),
 }
-for _name, (_help, _verbs, _with) in _PENDING_GROUPS.items():
-    app.add_typer(pending_group(_name, _help, _verbs, _with), name=_name, help=_help)
+
+
+def _built(name: str):
+    try:
+        return importlib.import_module(f"kservectl.cli.{name}_cmd")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"kservectl.cli.{name}_cmd":
+            return None
+        raise
+
+
+def _pending_top(command: str, arrives_with: str):
+    def handler(cluster: ClusterOpt = None, region: RegionOpt = None, config: ConfigOpt = None) -> None:
+        not_available(command, arrives_with)
+
+    return handler
+
+
+for _name, (_help, _with) in _TOP.items():
+    _mod = _built(_name)
+    if _mod is not None:
+        app.command(_name)(_mod.command)
+    else:
+        app.command(_name, help=f"{_help} (not available yet)")(_pending_top(_name, _with))
+
+for _name, (_help, _verbs, _with) in _GROUPS.items():
+    _mod = _built(_name)
+    group = _mod.app if _mod is not None else pending_group(_name, _help, _verbs, _with)
+    app.add_typer(group, name=_name, help=_help)
 
 
 def main() -> None:
