@@ -116,6 +116,9 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise Aborted(f"{question} needs confirmation; re-run with --yes")
+        from kservectl.errors import UsageError
+
+        raise UsageError(f"{question.rstrip('?')} needs confirmation and there is no terminal to ask",
+                         hint="re-run with --yes")
     if not typer.confirm(question, default=False, err=True):
         raise Aborted("nothing was changed")

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kservectl.cli.common import (
+    ClusterOpt,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    ProviderOpt,
+    RegionOpt,
+    YesOpt,
+    confirm,
+    emit,
+    make_context,
+)
+
+
+def command(
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    provider: ProviderOpt = None,
+    delete_data: Annotated[bool, typer.Option("--delete-data", help="Also delete the MLflow store and "
+                                              "artifacts (EKS: the bucket and volumes).")] = False,
+    yes: YesOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Tear the platform down. Keeps the MLflow store and artifacts unless --delete-data."""
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider, command="cleanup",
+                          quiet=output is not Output.table)
+    if ctx.config.provider != "local":
+        from kservectl.cli.pending import not_available
+
+        not_available("cleanup --provider eks", "the one-command platform work (up/plan/cleanup)")
+    from kservectl.local import platform
+
+    what = "stop every local process of" + (" and DELETE the data of" if delete_data else "")
+    confirm(f"{what} {ctx.cluster!r}?", yes)
+    data = platform.cleanup(ctx, delete_data=delete_data)
+
+    def draw() -> None:
+        if not data["stopped"] and not data["deleted"]:
+            typer.echo(f"Nothing was running for {ctx.cluster!r}; nothing to do.")
+        for item in data["stopped"]:
+            typer.echo(f"stopped {item}")
+        for item in data["deleted"]:
+            typer.echo(f"deleted {item}")
+        for item in data["kept"]:
+            typer.echo(f"kept {item} (pass --delete-data to remove it)")
+
+    emit(data, output, table=draw)
