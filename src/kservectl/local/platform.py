@@ -6,6 +6,7 @@ One MLflow tracking server (sqlite + local artifacts) and one MLServer process p
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -188,8 +189,13 @@ def up(ctx: Context) -> UpResult:
     actions += [f"restarted {n}" for n in heal(ctx, state)]
     tracking = tracking_uri(proc)
     name = ctx.config.model.name
-    model_uri = ctx.config.model.uri or _example_uri(ctx, state, tracking, actions)
     before = state.models.get(name)
+    if ctx.config.model.uri:
+        model_uri = ctx.config.model.uri
+    elif before is not None and before.proc is not None and procs.alive(before.proc):
+        model_uri = before.model_uri  # already serving the example: no need to ask MLflow
+    else:
+        model_uri = _example_uri(ctx, state, tracking, actions)
     served = deploy(ctx, state, name, model_uri)
     if before is None or before.proc is None or served.proc is None or before.proc.pid != served.proc.pid:
         actions.append(f"serving {name}")
@@ -209,7 +215,8 @@ def _example_uri(ctx: Context, state: LocalState, tracking: str, actions: list[s
     if latest is not None:
         return f"models:/{example.REGISTERED_NAME}/{latest}"
     ctx.reporter.step("serve", "training and registering the example wine classifier")
-    trained = example.log_and_register(tracking)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout; keep it for data
+        trained = example.log_and_register(tracking)
     actions.append(f"registered {trained.model_uri}")
     return trained.model_uri
 

@@ -29,13 +29,16 @@ class Proc:
     port: int
     log: str
     started: float
+    # the kernel's start time of the process (clock ticks since boot): with the pid, an identity
+    # that a reused pid cannot fake
+    starttime: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Proc:
-        return cls(**{k: data[k] for k in ("name", "pid", "argv", "port", "log", "started")})
+        return cls(**{k: data.get(k) for k in ("name", "pid", "argv", "port", "log", "started", "starttime")})
 
 
 class ProcessFailed(KservectlError):
@@ -78,27 +81,40 @@ def start(name: str, argv: Sequence[str], *, log: Path, port: int, env: Mapping[
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env=dict(env) if env is not None else None, cwd=cwd, close_fds=True,
         )
-    return Proc(name, popen.pid, list(argv), port, str(log), time.time())
+    return Proc(name, popen.pid, list(argv), port, str(log), time.time(), _stat(popen.pid)[1])
+
+
+def _stat(pid: int) -> tuple[bytes | None, int | None]:
+    """(state, start time) from /proc/<pid>/stat, or (None, None) when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[19])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None, None
 
 
 def alive(proc: Proc) -> bool:
-    """Running, and still the process we started (same command line), not a zombie."""
-    try:
-        with open(f"/proc/{proc.pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"Z", b"X"):
-            _reap(proc.pid)
-            return False
+    """Running, not a zombie, and still the process we started (same pid and start time)."""
+    state, starttime = _stat(proc.pid)
+    if state is None:
+        return False
+    if state in (b"Z", b"X"):
+        _reap(proc.pid)
+        return False
+    if proc.starttime is not None:
+        return starttime == proc.starttime
+    try:  # no recorded start time: fall back to the command line
         with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:
             cmdline = [part.decode(errors="replace") for part in fh.read().split(b"\0") if part]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    except FileNotFoundError:
         return False
     return _same_command(cmdline, proc.argv)
 
 
 def _same_command(cmdline: list[str], argv: list[str]) -> bool:
-    if not cmdline:
-        return False
+    if not cmdline:  # the kernel shows an empty command line for a moment around exec
+        return True
     # an interpreter may rewrite argv[0] (python script shebangs): compare the arguments and the
     # program's base name
     tail = argv[1:]
