@@ -548,3 +548,18 @@ def test_each_schema_is_loaded_once_per_session():
         schemas._crd_validator("serving.kserve.io/v1beta1", "InferenceService").schema
     )
     assert schemas._crd_validator.cache_info().hits >= 1
+
+
+def test_a_trust_policy_needs_a_principal_and_no_resource():
+    from support.schemas import validate_iam_policy
+
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"},
+        "Action": "sts:AssumeRoleWithWebIdentity"}]}
+    assert validate_iam_policy(trust, trust=True) == []
+    assert any("needs exactly one of Resource" in e for e in validate_iam_policy(trust))
+    bad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                   "Resource": "*"}]}
+    assert validate_iam_policy(bad, trust=True) == [
+        "$.Statement[0]: a trust policy statement needs a Principal",
+        "$.Statement[0].Resource: a trust policy has no Resource"]

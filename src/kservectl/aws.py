@@ -40,12 +40,19 @@ class AwsClients:
         with self._lock:
             if self._session is None:
                 import boto3
+                import botocore.session
 
-                try:
-                    self._session = boto3.session.Session(profile_name=self.profile, region_name=self.region)
-                except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
-                    raise AwsError("Session", type(exc).__name__, str(exc),
-                                   hint="check aws.profile / AWS_PROFILE") from exc
+                core = botocore.session.Session()
+                # One service-model loader per process: botocore otherwise re-reads its JSON
+                # models for every session (~0.3 s each).
+                core.register_component("data_loader", _shared_loader())
+                if self.profile:
+                    if self.profile not in core.available_profiles:
+                        raise AwsError("Session", "ProfileNotFound",
+                                       f"The config profile ({self.profile}) could not be found",
+                                       hint="check aws.profile / AWS_PROFILE")
+                    core.set_config_variable("profile", self.profile)
+                self._session = boto3.session.Session(botocore_session=core, region_name=self.region)
             return self._session
 
     def client(self, service: str, *, fail_fast: bool = False) -> Any:
@@ -78,6 +85,20 @@ MUTATING_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search", "Che
 def is_mutating(operation: str) -> bool:
     """Does this AWS operation change anything? (Read operations start with a read verb.)"""
     return not operation.startswith(MUTATING_PREFIXES)
+
+
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader() -> Any:
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            from botocore.loaders import create_loader
+
+            _LOADER = create_loader()
+        return _LOADER
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -480,8 +480,11 @@ def _string_or_strings(value: Any) -> list[str] | None:
     return None
 
 
-def validate_iam_policy(doc: Any) -> list[str]:
+def validate_iam_policy(doc: Any, *, trust: bool = False) -> list[str]:
     """Structural checks of an IAM policy document (IAM has no JSON schema).
+
+    ``trust=True`` checks a role's trust (resource-based) policy: each statement names a
+    ``Principal`` and carries no ``Resource``.
 
     ``Version`` must be ``2012-10-17``; ``Statement`` a non-empty list of statements, each with
     ``Effect`` Allow/Deny, one of ``Action``/``NotAction`` (``service:Name`` patterns), one of
@@ -516,10 +519,15 @@ def validate_iam_policy(doc: Any) -> list[str]:
                 errors.append(f"{at}.Sid: {sid!r} is used twice")
             else:
                 sids.add(sid)
-        for keys, pattern, what in (
-            (("Action", "NotAction"), _IAM_ACTION, "'*' or 'service:Action' (wildcards allowed)"),
-            (("Resource", "NotResource"), _IAM_RESOURCE, "'*' or an ARN"),
-        ):
+        checks = [(("Action", "NotAction"), _IAM_ACTION, "'*' or 'service:Action' (wildcards allowed)")]
+        if trust:
+            if "Principal" not in statement and "NotPrincipal" not in statement:
+                errors.append(f"{at}: a trust policy statement needs a Principal")
+            errors += [f"{at}.{key}: a trust policy has no {key}" for key in ("Resource", "NotResource")
+                       if key in statement]
+        else:
+            checks.append((("Resource", "NotResource"), _IAM_RESOURCE, "'*' or an ARN"))
+        for keys, pattern, what in checks:
             present = [key for key in keys if key in statement]
             if len(present) != 1:
                 errors.append(f"{at}: needs exactly one of {' / '.join(keys)}, has {present or 'none'}")
@@ -556,9 +564,9 @@ def _iam_condition_errors(condition: Any, at: str) -> list[str]:
     return errors
 
 
-def assert_valid_iam_policy(doc: Any) -> None:
+def assert_valid_iam_policy(doc: Any, *, trust: bool = False) -> None:
     """Raise AssertionError listing every structural problem of an IAM policy."""
-    errors = validate_iam_policy(doc)
+    errors = validate_iam_policy(doc, trust=trust)
     if errors:
         raise AssertionError(
             f"IAM policy is invalid ({len(errors)} errors):\n" + "\n".join(f"  - {e}" for e in errors)
