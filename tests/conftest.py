@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib.util  # TEMP until the harness lands
 import os
 import socket
 import threading
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import importlib.util  # TEMP until the harness lands
 pytest_plugins = [m for m in ["support.kube_emulator", "support.fake_tools", "support.schemas"] if importlib.util.find_spec(m)]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -118,7 +118,8 @@ print("inferenceservice.serving.kserve.io/wine created")
 
 
 def test_retries_are_bounded_and_end_with_the_last_error(bindir, tmp_path):
-    make_tool(bindir, "helm", COUNTING + 'print("Error: dial tcp 10.0.0.1:443: i/o timeout", file=sys.stderr); sys.exit(1)')
+    make_tool(bindir, "helm",
+              COUNTING + 'print("Error: dial tcp 10.0.0.1:443: i/o timeout", file=sys.stderr); sys.exit(1)')
     settings = Settings(tool_retry=Backoff(attempts=3, initial=1, maximum=2))
     r, _, clock = runner_for(bindir, tmp_path, settings=settings)
     with pytest.raises(ToolError) as info:

@@ -71,7 +71,7 @@ class NodesSection:
 class StorageSection:
     bucket: str = _f("", "S3 bucket for MLflow artifacts; empty derives one from cluster, account and region",
                      check=validation.bucket_name_or_empty)
-    kms_key_id: str = _f("", "KMS key for SSE-KMS; empty uses SSE-S3")
+    kms_key_id: str = _f("", "KMS key for SSE-KMS; empty uses SSE-S3", check=validation.kms_key_or_empty)
     noncurrent_version_days: int = _f(30, "expire noncurrent object versions after N days (0: keep)", "int",
                                       check=validation.non_negative)
 
@@ -144,6 +144,8 @@ class VersionsSection:
     mlserver_image: str = _f(PINS["mlserver_image"].version, PINS["mlserver_image"].source,
                              check=validation.image)
     mlflow_image: str = _f(PINS["mlflow_image"].version, PINS["mlflow_image"].source, check=validation.image)
+    metrics_server_chart: str = _f(PINS["metrics_server_chart"].version, PINS["metrics_server_chart"].source,
+                                   check=validation.semver)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ PINS: dict[str, Pin] = {
     ),
     "aws_load_balancer_controller": Pin(
         "v3.5.0",
-        "kubernetes-sigs/aws-load-balancer-controller v3.5.0 (2026-08-03); chart eks/aws-load-balancer-controller 3.5.0",
+        "kubernetes-sigs/aws-load-balancer-controller v3.5.0 (2026-08-03); "
+        "chart eks/aws-load-balancer-controller 3.5.0",
     ),
     "aws_load_balancer_controller_chart": Pin(
         "3.5.0",
@@ -54,6 +55,17 @@ PINS: dict[str, Pin] = {
     "mlflow_image": Pin(
         "ghcr.io/mlflow/mlflow:v3.15.2-full",
         "mlflow/mlflow docker/README.md: -full images (boto3, DB drivers, auth) exist from v3.9.0",
+    ),
+    "cluster_autoscaler_chart": Pin(
+        "9.53.0",
+        "kubernetes/autoscaler gh-pages index.yaml: chart cluster-autoscaler 9.53.0 = appVersion "
+        "1.34.2 (2025-12-04), the newest chart for Kubernetes 1.34 (9.54.0+ ship 1.35); "
+        "README: 1.34.x needs 9.51.0+",
+    ),
+    "metrics_server_chart": Pin(
+        "3.14.0",
+        "kubernetes-sigs/metrics-server release metrics-server-helm-chart-3.14.0 (app v0.9.0); "
+        "installed by `kserve install --mode standard` for the HPA",
     ),
     "eksctl": Pin("0.230.0", "eksctl-io/eksctl v0.230.0 (2026-08-13): the ClusterConfig schema kservectl renders for"),
 }

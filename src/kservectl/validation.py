@@ -122,7 +122,8 @@ def quantity(key: str, value: str) -> None:
 
 def acm_arn_or_empty(key: str, value: str) -> None:
     if value and not _ACM_ARN.match(value):
-        raise ConfigError(key, value, "must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
+        raise ConfigError(key, value,
+                          "must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)")
 
 
 def cidrs(key: str, value: list[str]) -> None:
@@ -192,3 +193,14 @@ def model_uri(key: str, value: str) -> None:
 def model_uri_or_empty(key: str, value: str) -> None:
     if value:
         model_uri(key, value)
+
+
+KMS_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
+KMS_ALIAS = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?alias/[A-Za-z0-9/_-]{1,250}$")
+
+
+def kms_key_or_empty(key: str, value: str) -> None:
+    """A KMS key id, key ARN, ``alias/<name>`` or alias ARN (empty: SSE-S3)."""
+    if value and not (KMS_KEY_ID.match(value) or KMS_KEY_ARN.match(value) or KMS_ALIAS.match(value)):
+        raise ConfigError(key, value, "must be a KMS key id, key ARN, alias/<name> or alias ARN (empty uses SSE-S3)")

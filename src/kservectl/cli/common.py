@@ -16,13 +16,13 @@ from typer.core import TyperGroup
 from kservectl.errors import Aborted, KservectlError
 
 
-class Output(str, enum.Enum):
+class Output(enum.StrEnum):
     table = "table"
     json = "json"
     yaml = "yaml"
 
 
-class Provider(str, enum.Enum):
+class Provider(enum.StrEnum):
     eks = "eks"
     local = "local"
 

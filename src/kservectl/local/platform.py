@@ -110,7 +110,8 @@ def _download(ctx: Context, model_uri: str, dest: Path, tracking: str) -> Path:
     if not (path / "MLmodel").is_file():
         found = next(iter(path.rglob("MLmodel")), None)
         if found is None:
-            raise UsageError(f"{model_uri} holds no MLmodel file", hint="register an MLflow model (mlflow.<flavor>.log_model)")
+            raise UsageError(f"{model_uri} holds no MLmodel file",
+                             hint="register an MLflow model (mlflow.<flavor>.log_model)")
         path = found.parent
     return path
 

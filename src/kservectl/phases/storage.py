@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,9 +55,6 @@ FILES = {
 }
 POLICY_FILES = {MODEL_SERVER: FILES["model-read-policy"], MLFLOW: FILES["mlflow-artifacts-policy"]}
 
-_KMS_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
-_KMS_ALIAS = re.compile(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:)?alias/[A-Za-z0-9/_-]{1,250}$")
 
 _BUCKET_MISSING = ("404", "NoSuchBucket", "NotFound")
 _BUCKET_FORBIDDEN = ("403", "AccessDenied", "Forbidden")
@@ -164,9 +160,7 @@ def owner_tags(ctx: Context) -> dict[str, str]:
 
 def check_kms_key_id(value: str) -> None:
     """``storage.kms_key_id`` must be a key id, key ARN, ``alias/<name>`` or alias ARN."""
-    if value and not (_KMS_KEY_ID.match(value) or _KMS_KEY_ARN.match(value) or _KMS_ALIAS.match(value)):
-        raise ConfigError("storage.kms_key_id", value,
-                          "must be a KMS key id, key ARN, alias/<name> or alias ARN (empty uses SSE-S3)")
+    validation.kms_key_or_empty("storage.kms_key_id", value)
 
 
 def planned_kms_key_arn(ctx: Context, live: LiveValues) -> str | None:
@@ -175,9 +169,9 @@ def planned_kms_key_arn(ctx: Context, live: LiveValues) -> str | None:
     check_kms_key_id(value)
     if not value:
         return None
-    if _KMS_KEY_ARN.match(value):
+    if validation.KMS_KEY_ARN.match(value):
         return value
-    if _KMS_KEY_ID.match(value):
+    if validation.KMS_KEY_ID.match(value):
         return f"arn:{iam.partition(ctx.region)}:kms:{ctx.region}:{live.account_id}:key/{value}"
     return placeholder("kms-key-arn")
 
