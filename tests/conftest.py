@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = [m for m in ["support.kube_emulator", "support.fake_tools", "support.schemas"] if importlib.util.find_spec(m)]
+pytest_plugins = ["support.kube_emulator", "support.fake_tools", "support.schemas"]
 
 REPO = Path(__file__).resolve().parents[1]
 
