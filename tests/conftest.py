@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util  # TEMP until the harness lands
 import os
 import socket
 import threading
