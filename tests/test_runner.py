@@ -210,3 +210,33 @@ def test_helm_flags_follow_the_installed_major_version():
     assert helm_wait_flags(4, 900) == ["--timeout", "15m0s", "--wait=watcher", "--rollback-on-failure"]
     assert helm_wait_flags(3, 90) == ["--timeout", "1m30s", "--wait", "--atomic"]
     assert "--atomic" not in helm_wait_flags(4, 60) and "--rollback-on-failure" not in helm_wait_flags(3, 60)
+
+
+def test_ctrl_c_stops_the_running_tool_and_its_children(bindir, tmp_path):
+    import _thread
+    import threading
+
+    pidfile = tmp_path / "child.pid"
+    make_tool(bindir, "eksctl", f"""
+child = subprocess.Popen(["sleep", "60"])
+open({str(pidfile)!r}, "w").write(str(child.pid))
+print("creating cluster...", flush=True)
+time.sleep(60)
+""")
+    r, _, _ = runner_for(bindir, tmp_path)
+
+    def interrupt_when_started() -> None:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        r.run(["eksctl", "create", "cluster"], timeout=30)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+    assert "# interrupted: stopping eksctl" in (tmp_path / "run.log").read_text()
