@@ -35,11 +35,29 @@ class WaitDeadlines:
     endpoints_ready: float = 300.0
     load_balancer: float = 600.0
     load_balancer_deleted: float = 600.0
+    stack_deleted: float = 1800.0  # a failed eksctl CloudFormation stack being deleted before a re-create
+    nat_gateway_deleted: float = 600.0  # cleanup --orphans: a NAT gateway deleting (its EIP freed after)
     inference_service_ready: float = 900.0
+    nlb_active: float = 600.0  # ELBv2 state of the gateway NLB: provisioning -> active (usually 2-4 min)
+    job_complete: float = 600.0  # e.g. Knative's default-domain Job (sslip.io magic DNS)
     http_ready: float = 120.0
+    pvc_bound: float = 600.0  # WaitForFirstConsumer: scheduling (maybe a node scale-up) + EBS provisioning
+    load_balancer_reachable: float = 600.0  # a new NLB's DNS name resolving and its targets turning healthy
     # A single watch call ends after this long and the wait re-lists (also covers missed events).
     watch_chunk: float = 10.0
     poll_interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class HttpTimeouts:
+    """The data plane (``kservectl test``, the load generator) and MLflow client calls."""
+
+    connect: float = 5.0
+    request: float = 30.0  # one check of `kservectl test`, or one request of a load test
+    mlflow_reachable: float = 5.0  # the health probe before any MLflow registry call (fails fast)
+    cold_start: float = 600.0  # the first request to a service scaled to zero: pod start + model download
+    cold_start_retry: float = 1.0  # pause between attempts while the activator answers 502/503/504
+    server_start: float = 120.0  # a local MLflow or MLServer process answering its health endpoint
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,7 @@ class Settings:
     aws_retry: Backoff = field(default_factory=lambda: Backoff(attempts=6, initial=1.0, maximum=20.0))
     kube_request_timeout: float = 30.0
     waits: WaitDeadlines = field(default_factory=WaitDeadlines)
+    http: HttpTimeouts = field(default_factory=HttpTimeouts)
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
