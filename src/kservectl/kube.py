@@ -329,6 +329,29 @@ class Kube:
         return [f"event {e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}".strip()
                 for e in mine[-limit:]]
 
+    def diff(self, obj: Obj) -> str:
+        """What ``apply(obj)`` would do, without doing it: ``create``, ``change`` or ``unchanged``
+        (for ``--dry-run``)."""
+        ref = Ref.of(obj)
+        current = self.get(ref.api_version, ref.kind, ref.name, ref.namespace)
+        if current is None:
+            return "create"
+        desired = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
+        return "unchanged" if _contains(current, desired) else "change"
+
+    def proxy_get(self, namespace: str, service: str, port: int | str, path: str = "/", *,
+                  timeout: float | None = None) -> tuple[int, str]:
+        """GET ``path`` from a Service through the API server's service proxy
+        (``/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/<path>``): reaches a ClusterIP
+        Service from outside the cluster without a port-forward. Returns (HTTP status, body)."""
+        api_path = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+        status, response = self._request("GET", api_path, timeout=timeout, stream=True)
+        try:
+            data = response.read() or b""
+        finally:
+            response.response.release_conn()
+        return status, data.decode("utf-8", "replace")
+
 
 # -- checks ----------------------------------------------------------------------------------
 def condition(obj: Obj, type_: str) -> Obj | None:
@@ -375,6 +398,13 @@ def endpoints_ready(obj: Obj) -> tuple[bool, str]:
         if subset.get("addresses"):
             return True, "ready endpoints"
     return False, f"{Ref.of(obj)}: no ready endpoints yet"
+
+
+def pvc_bound(obj: Obj) -> tuple[bool, str]:
+    phase = (obj.get("status") or {}).get("phase")
+    if phase == "Bound":
+        return True, "Bound"
+    return False, f"{Ref.of(obj)}: {phase or 'no phase yet'}"
 
 
 def nodes_ready(expected: int) -> ListCheck:
