@@ -4,7 +4,6 @@ The library is ``kservectl.orphans`` (tested in tests/test_orphans.py); these te
 command's contract from issue 8: a dry run by default (exit 0) printing every orphan's full id,
 also when the output is not a terminal and the terminal is narrow; ``--output json`` for scripts;
 ``--yes`` deleting exactly what the dry run printed; the bucket only with ``--delete-data``.
-They skip until the command has ``--orphans``.
 """
 
 from __future__ import annotations
@@ -23,8 +22,7 @@ ARGS = ("cleanup", "--orphans", "--cluster", "prod", "--region", REGION)
 
 @pytest.fixture
 def wired(cli):
-    if "--orphans" not in cli("cleanup", "--help").stdout:
-        pytest.skip("cleanup --orphans is not wired into the CLI yet")
+    assert "--orphans" in cli("cleanup", "--help").stdout
     return cli
 
 
