@@ -1,0 +1,308 @@
+"""``kservectl serve deploy|list|status|delete|promote|rollback|example``: MLflow models as
+KServe InferenceServices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from kservectl.cli.common import (
+    ClusterOpt,
+    ConfigOpt,
+    DryRunOpt,
+    Output,
+    OutputOpt,
+    RegionOpt,
+    YesOpt,
+    confirm,
+    emit,
+    make_context,
+)
+
+app = typer.Typer(help="Models served as KServe InferenceServices.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="InferenceService name (the <name> in /v2/models/<name>/infer).",
+                                        show_default=False)]
+OptionalNameArg = Annotated[str | None, typer.Argument(help="InferenceService name [config model.name].",
+                                                       show_default=False)]
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                 help="MLflow tracking URI [default: the cluster's public MLflow].",
+                 show_default=False),
+]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Do not wait until KServe reports Ready.")]
+
+
+@app.command("deploy")
+def deploy(
+    name: OptionalNameArg = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="models:/<name>/<version>, models:/<name>@<alias> or models:/m-<id> "
+        "[config model.uri; default: the example's latest version].", show_default=False)] = None,
+    storage_uri: Annotated[str | None, typer.Option(
+        "--storage-uri", help="s3:// folder holding MLmodel (instead of --model).",
+        show_default=False)] = None,
+    canary_percent: Annotated[int | None, typer.Option(
+        "--canary-percent",
+        help="Send N% of traffic to the new model (knative mode; the service must be live).",
+        show_default=False)] = None,
+    min_replicas: Annotated[int | None, typer.Option(
+        "--min-replicas",
+        help="Minimum replicas; 0 scales to zero (knative mode) [config model.min_replicas].",
+        show_default=False)] = None,
+    max_replicas: Annotated[int | None, typer.Option(
+        "--max-replicas", help="Maximum replicas [config model.max_replicas].", show_default=False)] = None,
+    scale_target: Annotated[int | None, typer.Option(
+        "--scale-target", help="Autoscaling target per replica [config model.scale_target].",
+        show_default=False)] = None,
+    scale_metric: Annotated[str | None, typer.Option(
+        "--scale-metric", help="concurrency, rps, cpu or memory [config model.scale_metric].",
+        show_default=False)] = None,
+    cpu: Annotated[str | None, typer.Option("--cpu", help="CPU request = limit [config model.cpu].",
+                                            show_default=False)] = None,
+    memory: Annotated[str | None, typer.Option(
+        "--memory", help="Memory request = limit [config model.memory].", show_default=False)] = None,
+    tracking_uri: TrackingOpt = None,
+    artifacts_destination: Annotated[str | None, typer.Option(
+        "--artifacts-destination", envvar="MLFLOW_ARTIFACTS_DESTINATION",
+        help="The MLflow server's --artifacts-destination (maps mlflow-artifacts:/ to s3://) "
+        "[default: read from the MLflow Deployment].", show_default=False)] = None,
+    no_version_check: Annotated[bool, typer.Option(
+        "--no-version-check", help="Do not compare the model's MLflow/Python/library versions with the "
+        "runtime's (e.g. when its S3 folder is not readable from here).")] = False,
+    no_wait: NoWaitOpt = False,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Deploy a model (or a new version of it) and wait until KServe reports it Ready."""
+    from kservectl.phases import serve
+
+    flags = {"model.min_replicas": min_replicas, "model.max_replicas": max_replicas,
+             "model.scale_target": scale_target, "model.scale_metric": scale_metric, "model.cpu": cpu,
+             "model.memory": memory}
+    names = {"model.min_replicas": "--min-replicas", "model.max_replicas": "--max-replicas",
+             "model.scale_target": "--scale-target", "model.scale_metric": "--scale-metric",
+             "model.cpu": "--cpu", "model.memory": "--memory"}
+    if name is not None:
+        flags["model.name"] = name
+        names["model.name"] = "NAME"
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                          command="serve deploy", flags=flags, flag_names=names,
+                          quiet=output is not Output.table)
+    result = serve.deploy(ctx, name, model=model, storage_uri=storage_uri, canary_percent=canary_percent,
+                          tracking_uri=tracking_uri, artifacts_dest=artifacts_destination, wait=not no_wait,
+                          check_versions=not no_version_check)
+
+    def draw() -> None:
+        prefix = "(dry run) " if dry_run else ""
+        typer.echo(f"{prefix}{result['action']}: InferenceService {result['namespace']}/{result['name']} "
+                   f"serving {result['model_uri']}")
+        typer.echo(f"  storageUri: {result['storage_uri']}")
+        if result.get("canary_percent") is not None:
+            typer.echo(f"  canary: {result['canary_percent']}% of traffic to the new model")
+        if result["findings"]:
+            typer.echo(f"  version check: {len(result['findings'])} findings (warnings above)")
+        for note in result["notes"]:
+            typer.echo(f"  note: {note}")
+        if dry_run and result.get("rendered"):
+            typer.echo("\n" + result["rendered"].rstrip())
+        if result.get("service"):
+            _draw_services([result["service"]])
+
+    emit(result, output, table=draw)
+
+
+@app.command("list")
+def list_(
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List served models: URL, readiness, revisions and traffic split."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="serve list", quiet=True)
+    services = serve.list_services(ctx)
+
+    def draw() -> None:
+        if not services:
+            typer.echo(f"no InferenceServices in namespace {ctx.config.namespaces.models}")
+            return
+        _draw_services(services)
+
+    emit({"namespace": ctx.config.namespaces.models, "services": services}, output, table=draw)
+
+
+@app.command("status")
+def status(
+    name: Annotated[str | None, typer.Argument(help="InferenceService name (default: all).",
+                                               show_default=False)] = None,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show one served model (or all): URL, readiness, KServe's conditions, revisions, traffic."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="serve status", quiet=True)
+    result = serve.status(ctx, name)
+    services = result["services"] if name is None else [result]
+
+    def draw() -> None:
+        if not services:
+            typer.echo(f"no InferenceServices in namespace {ctx.config.namespaces.models}")
+            return
+        _draw_services(services)
+        from kservectl.cli.console import table
+
+        for s in services:
+            revisions = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in s["revisions"].items() if v)
+            typer.echo(f"{s['name']} revisions: {revisions or 'none yet'}")
+            table(f"{s['name']}: conditions", ["type", "status", "reason", "message"],
+                  [(c["type"], c["status"], c["reason"], c["message"]) for c in s["conditions"]])
+
+    emit(result, output, table=draw)
+
+
+@app.command("delete")
+def delete(
+    name: NameArg,
+    no_wait: NoWaitOpt = False,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Delete a served model. The registered model and its S3 artifacts are kept."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                          command="serve delete", quiet=output is not Output.table)
+    if not dry_run:
+        confirm(f"Delete InferenceService {ctx.config.namespaces.models}/{name}?", yes)
+    result = serve.delete(ctx, name, wait=not no_wait)
+
+    def draw() -> None:
+        typer.echo(f"{result['action']}: InferenceService {result['namespace']}/{result['name']}")
+        typer.echo(f"  kept: {', '.join(result['kept']) or 'no other InferenceServices'}")
+        for note in result["notes"]:
+            typer.echo(f"  note: {note}")
+
+    emit(result, output, table=draw)
+
+
+@app.command("promote")
+def promote(
+    name: NameArg,
+    no_wait: NoWaitOpt = False,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Move all traffic to the canary (the latest revision)."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                          command="serve promote", quiet=output is not Output.table)
+    result = serve.promote(ctx, name, wait=not no_wait)
+    emit(result, output, table=lambda: _draw_traffic_change(result))
+
+
+@app.command("rollback")
+def rollback(
+    name: NameArg,
+    no_wait: NoWaitOpt = False,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Return all traffic to the previous rolled-out revision (canary at 0%)."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                          command="serve rollback", quiet=output is not Output.table)
+    result = serve.rollback(ctx, name, wait=not no_wait)
+    emit(result, output, table=lambda: _draw_traffic_change(result))
+
+
+@app.command("example")
+def example(
+    tracking_uri: TrackingOpt = None,
+    registered_name: Annotated[str, typer.Option("--name", help="Registered model name.")] = "wine",
+    alias: Annotated[str | None, typer.Option("--alias", help="Point this alias (e.g. champion) at the new "
+                                              "version.", show_default=False)] = None,
+    cluster: ClusterOpt = None,
+    region: RegionOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Train the wine classifier, log it to MLflow (signature, input example, cloudpickle) and
+    register it; then check its versions against the serving runtime."""
+    from kservectl.phases import serve
+
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                          command="serve example", quiet=output is not Output.table)
+    result = serve.example(ctx, tracking_uri=tracking_uri, registered_name=registered_name, alias=alias)
+
+    def draw() -> None:
+        if dry_run:
+            typer.echo(f"(dry run) {result['action']} {result['registered_name']} "
+                       f"at {result['tracking_uri']}")
+            return
+        typer.echo(f"registered {result['model_uri']} (run {result['run_id']}, "
+                   f"accuracy {result['accuracy']:.3f}, {result['serialization_format']})")
+        typer.echo(f"  logged model: {result['source']}")
+        if result.get("artifact_uri"):
+            typer.echo(f"  artifacts: {result['artifact_uri']}")
+        if result["findings"]:
+            typer.echo(f"  version check against {result['runtime']['name']}: "
+                       f"{len(result['findings'])} findings (warnings above)")
+        typer.echo(f"next: {result['next']}")
+
+    emit(result, output, table=draw)
+
+
+# -- drawing -------------------------------------------------------------------------------------
+def _traffic_text(service: dict[str, Any]) -> str:
+    parts = []
+    for t in service.get("traffic") or []:
+        label = t.get("tag") or ("latest" if t.get("latest") else "")
+        parts.append(f"{t.get('revision')}{f' ({label})' if label else ''}: {t.get('percent')}%")
+    return ", ".join(parts) or "-"
+
+
+def _draw_services(services: list[dict[str, Any]]) -> None:
+    from kservectl.cli.console import table
+
+    rows = []
+    for s in services:
+        model = s.get("model_uri") or s.get("storage_uri") or "-"
+        if s.get("canary_percent") is not None and s.get("previous_model_uri"):
+            model += f" (canary {s['canary_percent']}%, stable {s['previous_model_uri']})"
+        replicas = f"{s.get('replicas') if s.get('replicas') is not None else '-'} " \
+                   f"[{s.get('min_replicas')}-{s.get('max_replicas')}]"
+        rows.append((s["name"], "yes" if s["ready"] else f"no: {s['detail']}", s.get("url") or "-", model,
+                     replicas, _traffic_text(s)))
+    table(None, ["name", "ready", "url", "model", "replicas [min-max]", "traffic"], rows)
+
+
+def _draw_traffic_change(result: dict[str, Any]) -> None:
+    typer.echo(f"{result['action']}: InferenceService {result['namespace']}/{result['name']}")
+    for note in result.get("notes") or []:
+        typer.echo(f"  {note}")
+    if result.get("service"):
+        _draw_services([result["service"]])
