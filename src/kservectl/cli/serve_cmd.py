@@ -13,6 +13,7 @@ from kservectl.cli.common import (
     DryRunOpt,
     Output,
     OutputOpt,
+    ProviderOpt,
     RegionOpt,
     YesOpt,
     confirm,
@@ -73,13 +74,18 @@ def deploy(
         "--no-version-check", help="Do not compare the model's MLflow/Python/library versions with the "
         "runtime's (e.g. when its S3 folder is not readable from here).")] = False,
     no_wait: NoWaitOpt = False,
+    port: Annotated[int, typer.Option("--port", help="Local provider: the model server's port (0: a free one; "
+                                      "default: keep the model's port).")] = 0,
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Deploy a model (or a new version of it) and wait until KServe reports it Ready."""
+    """Deploy a model (or a new version of it) and wait until KServe reports it Ready.
+
+    With --provider local: serve it with MLServer on this machine (its own port)."""
     from kservectl.phases import serve
 
     flags = {"model.min_replicas": min_replicas, "model.max_replicas": max_replicas,
@@ -91,9 +97,13 @@ def deploy(
     if name is not None:
         flags["model.name"] = name
         names["model.name"] = "NAME"
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run, provider=provider,
                           command="serve deploy", flags=flags, flag_names=names,
                           quiet=output is not Output.table)
+    if ctx.config.provider == "local":
+        result = _deploy_local(ctx, name, model, storage_uri, canary_percent, port, dry_run)
+        emit(result, output, table=lambda: _draw_local_deploy(result))
+        return
     result = serve.deploy(ctx, name, model=model, storage_uri=storage_uri, canary_percent=canary_percent,
                           tracking_uri=tracking_uri, artifacts_dest=artifacts_destination, wait=not no_wait,
                           check_versions=not no_version_check)
@@ -122,21 +132,29 @@ def list_(
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """List served models: URL, readiness, revisions and traffic split."""
     from kservectl.phases import serve
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="serve list", quiet=True)
-    services = serve.list_services(ctx)
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider, command="serve list",
+                          quiet=True)
+    if ctx.config.provider == "local":
+        from kservectl.local import platform
+
+        services = platform.list_services(ctx)
+    else:
+        services = serve.list_services(ctx)
 
     def draw() -> None:
         if not services:
-            typer.echo(f"no InferenceServices in namespace {ctx.config.namespaces.models}")
+            typer.echo(_nothing_served(ctx))
             return
         _draw_services(services)
 
-    emit({"namespace": ctx.config.namespaces.models, "services": services}, output, table=draw)
+    emit({"namespace": None if ctx.config.provider == "local" else ctx.config.namespaces.models,
+          "provider": ctx.config.provider, "services": services}, output, table=draw)
 
 
 @app.command("status")
@@ -146,20 +164,27 @@ def status(
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Show one served model (or all): URL, readiness, KServe's conditions, revisions, traffic."""
     from kservectl.phases import serve
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="serve status", quiet=True)
-    result = serve.status(ctx, name)
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider,
+                          command="serve status", quiet=True)
+    if ctx.config.provider == "local":
+        result = _status_local(ctx, name)
+    else:
+        result = serve.status(ctx, name)
     services = result["services"] if name is None else [result]
 
     def draw() -> None:
         if not services:
-            typer.echo(f"no InferenceServices in namespace {ctx.config.namespaces.models}")
+            typer.echo(_nothing_served(ctx))
             return
         _draw_services(services)
+        if ctx.config.provider == "local":
+            return
         from kservectl.cli.console import table
 
         for s in services:
@@ -178,6 +203,7 @@ def delete(
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     output: OutputOpt = Output.table,
@@ -185,8 +211,18 @@ def delete(
     """Delete a served model. The registered model and its S3 artifacts are kept."""
     from kservectl.phases import serve
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run, provider=provider,
                           command="serve delete", quiet=output is not Output.table)
+    if ctx.config.provider == "local":
+        from kservectl.local import platform
+
+        if dry_run:
+            result = {"action": "would delete", "name": name, "namespace": None, "kept": [], "notes": []}
+        else:
+            confirm(f"Stop serving {name!r} on this machine?", yes)
+            result = platform.delete_model(ctx, name)
+        emit(result, output, table=lambda: typer.echo(f"{result['action']}: local model {name}"))
+        return
     if not dry_run:
         confirm(f"Delete InferenceService {ctx.config.namespaces.models}/{name}?", yes)
     result = serve.delete(ctx, name, wait=not no_wait)
@@ -306,3 +342,50 @@ def _draw_traffic_change(result: dict[str, Any]) -> None:
         typer.echo(f"  {note}")
     if result.get("service"):
         _draw_services([result["service"]])
+
+
+def _nothing_served(ctx) -> str:
+    if ctx.config.provider == "local":
+        return f"no models served locally for {ctx.cluster!r} (`kservectl up --provider local`)"
+    return f"no InferenceServices in namespace {ctx.config.namespaces.models}"
+
+
+def _deploy_local(ctx, name, model, storage_uri, canary_percent, port, dry_run) -> dict[str, Any]:
+    from kservectl.errors import UsageError
+    from kservectl.local import platform
+
+    if storage_uri or canary_percent is not None:
+        flag = "--storage-uri" if storage_uri else "--canary-percent"
+        raise UsageError(f"{flag} is for KServe on EKS; the local provider serves registered models",
+                         hint="use --model models:/<name>/<version> (a new version replaces the served one)")
+    name = name or ctx.config.model.name
+    model = model or ctx.config.model.uri
+    if not model:
+        raise UsageError("serve deploy --provider local needs --model models:/<name>/<version> (or model.uri)")
+    if dry_run:
+        return {"action": "would deploy", "name": name, "namespace": None, "model_uri": model,
+                "storage_uri": None, "canary_percent": None, "findings": [], "notes": [], "service": None}
+    return platform.deploy_model(ctx, name, model, port=port)
+
+
+def _draw_local_deploy(result: dict[str, Any]) -> None:
+    typer.echo(f"{result['action']}: local model {result['name']} serving {result['model_uri']}")
+    service = result.get("service")
+    if service:
+        _draw_services([service])
+        typer.echo(f"  V2:          {service['url']}/v2/models/{result['name']}/infer")
+        typer.echo(f"  invocations: {service['url']}/invocations")
+
+
+def _status_local(ctx, name: str | None) -> dict[str, Any]:
+    from kservectl.errors import UsageError
+    from kservectl.local import platform
+
+    services = platform.list_services(ctx)
+    if name is None:
+        return {"provider": "local", "services": services}
+    for service in services:
+        if service["name"] == name:
+            return service
+    served = ", ".join(s["name"] for s in services) or "none"
+    raise UsageError(f"model {name!r} is not served locally for {ctx.cluster!r} (served: {served})")

@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from kservectl.cli.common import ClusterOpt, ConfigOpt, Output, OutputOpt, RegionOpt, emit, make_context
+from kservectl.cli.common import (
+    ClusterOpt,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    ProviderOpt,
+    RegionOpt,
+    emit,
+    make_context,
+)
 
 
 def command(
@@ -42,6 +51,7 @@ def command(
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Test served models over V2 (health, readiness, metadata, infer) and MLflow's /invocations.
@@ -52,15 +62,20 @@ def command(
     """
     from kservectl.phases import test as test_phase
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="test",
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider, command="test",
                           quiet=output is not Output.table)
+    planned = None
+    if ctx.config.provider == "local" and url is None:
+        from kservectl.local import platform
+
+        planned = platform.test_targets(ctx, name or model)
     options = None
     if load:
         options = test_phase.LoadOptions(concurrency=concurrency, duration_s=duration, rate=rate,
                                          max_requests=requests, endpoint=endpoint, cold_start=cold_start,
                                          max_error_rate=max_error_rate)
     result = test_phase.run(ctx, name=name, url=url, model=model, host=host, tracking_uri=tracking_uri,
-                            load=options)
+                            load=options, planned=planned)
     emit(result, output, table=lambda: _draw(result))
     if not result["ok"]:
         missing = [r for r in result["results"] if r["model_found"] is False]

@@ -6,7 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from kservectl.cli.common import ClusterOpt, ConfigOpt, Output, OutputOpt, RegionOpt, emit, make_context
+from kservectl.cli.common import (
+    ClusterOpt,
+    ConfigOpt,
+    Output,
+    OutputOpt,
+    ProviderOpt,
+    RegionOpt,
+    emit,
+    make_context,
+)
 
 
 def command(
@@ -17,6 +26,7 @@ def command(
     cluster: ClusterOpt = None,
     region: RegionOpt = None,
     config: ConfigOpt = None,
+    provider: ProviderOpt = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Print the gateway NLB hostname, the MLflow URL, and per model its URL, the Host header to
@@ -24,21 +34,32 @@ def command(
     from kservectl.phases import serve
     from kservectl.phases import test as test_phase
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="url", quiet=True)
-    result = serve.urls(ctx, payloads=test_phase.request_payloads(ctx, tracking_uri))
+    ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider, command="url",
+                          quiet=True)
+    if ctx.config.provider == "local":
+        from kservectl.local import platform
+
+        result = platform.urls(ctx)
+    else:
+        result = serve.urls(ctx, payloads=test_phase.request_payloads(ctx, tracking_uri))
     emit(result, output, table=lambda: _draw(result))
 
 
 def _draw(result: dict[str, Any]) -> None:
     g = result["gateway"]
-    typer.echo(f"gateway (Kourier NLB): {g['hostname'] or 'no load balancer address yet'}")
+    if result.get("provider") == "local":
+        typer.echo(f"local provider, cluster {result['cluster']!r}: no gateway, one port per model")
+    else:
+        typer.echo(f"gateway (Kourier NLB): {g['hostname'] or 'no load balancer address yet'}")
     m = result["mlflow"]
     if m["url"]:
         typer.echo(f"MLflow: {m['url']}")
+    elif result.get("provider") == "local":
+        typer.echo("MLflow: not running (`kservectl up --provider local`)")
     else:
         typer.echo(f"MLflow: private; run `{m['port_forward']}`, then open {m['port_forward_url']}")
     if not result["services"]:
-        typer.echo("no InferenceServices yet (`kservectl serve deploy`)")
+        typer.echo("no models served yet (`kservectl serve deploy`)")
     for s in result["services"]:
         typer.echo(f"\n{s['name']}: {s['url'] or 'no URL yet'} ({'ready' if s['ready'] else 'not ready'})")
         if s["host_header"]:

@@ -248,19 +248,106 @@ def describe_model(served: ServedModel) -> dict[str, Any]:
     }
 
 
+def payload(served: ServedModel):
+    """The request rows of a served model: its MLflow input example and signature (None: the
+    checks build them from the server's V2 metadata)."""
+    from kservectl import models, probe
+
+    try:
+        info = models.read_model_info(Path(served.path))
+    except UsageError:
+        return None
+    if info.input_example is None and not info.signature_inputs:
+        return None
+    return probe.payload_from_model_info(info.input_example, info.input_example_type, info.signature_inputs,
+                                         f"MLflow input example of {served.model_uri}")
+
+
+def describe_service(served: ServedModel) -> dict[str, Any]:
+    """A served model, in the shape ``serve list``/``status`` show for an InferenceService."""
+    ready = served.proc is not None and procs.alive(served.proc)
+    return {"name": served.name, "namespace": None, "url": model_url(served) if served.proc else None,
+            "host": None, "ready": ready, "detail": "running" if ready else "not running",
+            "conditions": [], "model_uri": served.model_uri, "previous_model_uri": None,
+            "storage_uri": served.path, "canary_percent": None, "min_replicas": 1, "max_replicas": 1,
+            "replicas": 1 if ready else 0, "deployment_mode": "local",
+            "revisions": {}, "traffic": [], "pid": served.proc.pid if served.proc else None,
+            "log": served.proc.log if served.proc else None}
+
+
+def list_services(ctx: Context) -> list[dict[str, Any]]:
+    state = LocalState.load(ctx.cluster)
+    heal(ctx, state)
+    return [describe_service(m) for m in state.models.values()]
+
+
 def urls(ctx: Context) -> dict[str, Any]:
+    """The same shape as ``serve.urls`` on EKS: no gateway, absolute 127.0.0.1 URLs."""
+    import json
+
+    from kservectl.phases.serve import curl
+
     state = LocalState.load(ctx.cluster)
     heal(ctx, state)
     mlflow_url = tracking_uri(state.mlflow) if state.mlflow and procs.alive(state.mlflow) else None
-    models = []
+    services = []
     for served in state.models.values():
-        info = describe_model(served)
-        info["curl_v2"] = (f"curl -s -X POST {info['v2_infer']} -H 'Content-Type: application/json' "
-                           f"-d @v2-request.json") if info["url"] else None
-        info["curl_invocations"] = (f"curl -s -X POST {info['invocations']} -H 'Content-Type: application/json' "
-                                    f"-d @invocations-request.json") if info["url"] else None
-        models.append(info)
-    return {"provider": "local", "cluster": ctx.cluster, "gateway": None, "mlflow": mlflow_url, "models": models}
+        d = describe_service(served)
+        base = d["url"]
+        entry = {"name": served.name, "url": base, "ready": d["ready"], "host_header": None,
+                 "v2_infer_url": f"{base}/v2/models/{served.name}/infer" if base else None,
+                 "invocations_url": f"{base}/invocations" if base else None}
+        if base:
+            body = payload(served)
+            v2 = json.dumps(body.v2_body(), separators=(",", ":")) if body else None
+            inv = json.dumps(body.invocations_body(), separators=(",", ":")) if body else None
+            entry["curl_v2"] = curl(entry["v2_infer_url"], None, v2)
+            entry["curl_invocations"] = curl(entry["invocations_url"], None, inv)
+        services.append(entry)
+    return {"provider": "local", "cluster": ctx.cluster,
+            "gateway": {"hostname": None, "url": None, "dns": "local"},
+            "mlflow": {"url": mlflow_url, "port_forward": None, "port_forward_url": None},
+            "services": services}
+
+
+def test_targets(ctx: Context, name: str | None = None) -> list[Any]:
+    """What ``kservectl test --provider local`` checks: every served model, or ``name``."""
+    from kservectl import probe
+    from kservectl.phases.test import Planned, TestFailed
+
+    state = LocalState.load(ctx.cluster)
+    heal(ctx, state)
+    if name is not None and name not in state.models:
+        served = ", ".join(state.models) or "none"
+        raise TestFailed(f"model {name!r} is not served locally for {ctx.cluster!r} (served: {served})",
+                         hint="deploy it with `kservectl serve deploy NAME --model URI --provider local`")
+    chosen = [state.models[name]] if name else list(state.models.values())
+    if not chosen:
+        raise TestFailed(f"no models are served locally for {ctx.cluster!r}",
+                         hint="start with `kservectl up --provider local`")
+    return [Planned(probe.Target(model_url(m), m.name), payload(m)) for m in chosen if m.proc]
+
+
+def deploy_model(ctx: Context, name: str, model_uri: str, *, port: int = 0) -> dict[str, Any]:
+    require_extra()
+    state = LocalState.load(ctx.cluster)
+    before = state.models.get(name)
+    served = deploy(ctx, state, name, model_uri, port=port)
+    unchanged = before is not None and before.proc is not None and served.proc is not None \
+        and before.proc.pid == served.proc.pid
+    return {"action": "unchanged" if unchanged else ("replaced" if before else "created"), "name": name,
+            "namespace": None, "model_uri": model_uri, "storage_uri": served.path, "canary_percent": None,
+            "findings": [], "notes": [], "service": describe_service(served)}
+
+
+def delete_model(ctx: Context, name: str) -> dict[str, Any]:
+    state = LocalState.load(ctx.cluster)
+    if name not in state.models:
+        served = ", ".join(state.models) or "none"
+        raise UsageError(f"model {name!r} is not served locally for {ctx.cluster!r} (served: {served})")
+    remove(ctx, state, name)
+    return {"action": "deleted", "name": name, "namespace": None, "kept": sorted(state.models),
+            "notes": ["the registered model and the MLflow store are kept"]}
 
 
 def status(ctx: Context) -> dict[str, Any]:

@@ -142,10 +142,12 @@ def payload_from_mlflow(ctx: Context, described: dict[str, Any],
 
 def run(ctx: Context, *, name: str | None = None, url: str | None = None, model: str | None = None,
         host: str | None = None, tracking_uri: str | None = None,
-        load: LoadOptions | None = None) -> dict[str, Any]:
+        load: LoadOptions | None = None, planned: list[Planned] | None = None) -> dict[str, Any]:
     """Test each target; with ``load``, load-test each model that exists. Never raises for a
-    failed check: the result says ``ok`` (the CLI turns it into the exit code)."""
-    planned = targets(ctx, name=name, url=url, model=model, host=host, tracking_uri=tracking_uri)
+    failed check: the result says ``ok`` (the CLI turns it into the exit code). ``planned``
+    replaces the targets found in the cluster (the local provider passes its own)."""
+    if planned is None:
+        planned = targets(ctx, name=name, url=url, model=model, host=host, tracking_uri=tracking_uri)
     http = ctx.settings.http
     results = []
     for item in planned:
