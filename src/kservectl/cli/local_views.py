@@ -22,4 +22,13 @@ def draw_up(cluster: str, result) -> None:
                 f"{c.rows_sent} → {c.predictions}" if c.rows_sent is not None else "-",
                 "ok" if c.ok else ("skipped" if c.skipped else f"FAIL {c.detail}")) for c in report.checks])
         typer.echo(report.verdict())
-    typer.echo(f"Stop everything with: kservectl cleanup --provider local --cluster {cluster} --yes")
+    typer.echo(f"Stop everything with: {_program()} cleanup --provider local --cluster {cluster} --yes")
+
+
+def _program() -> str:
+    """How the user ran kservectl (`.venv/bin/kservectl` from `make demo`), so the hint pastes as is."""
+    import os
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "kservectl"
+    return argv0 if os.sep in argv0 and not os.path.isabs(argv0) else "kservectl"
