@@ -10,7 +10,7 @@ recent events. The official client is imported lazily and every request carries 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,6 +351,65 @@ class Kube:
         finally:
             response.response.release_conn()
         return status, data.decode("utf-8", "replace")
+
+    def pod_logs(self, namespace: str, pod: str, *, container: str | None = None,
+                 since_seconds: int | None = None, tail_lines: int | None = None, previous: bool = False,
+                 timestamps: bool = False, follow: bool = False, timeout: float | None = None) -> Iterator[str]:
+        """The lines of one container's log: GET ``/api/v1/namespaces/<ns>/pods/<pod>/log`` with
+        ``container``, ``sinceSeconds``, ``tailLines``, ``previous``, ``timestamps``, ``follow``.
+        The request is made now (an answer other than 200 raises ``KubeError`` with the API's
+        message, e.g. a container still waiting to start); the lines are read as they arrive.
+        With ``follow`` the stream has no read timeout (it ends when the container stops, or when
+        the caller stops iterating); connecting still times out."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        query: list[tuple[str, Any]] = []
+        for key, value in (("container", container), ("sinceSeconds", since_seconds), ("tailLines", tail_lines)):
+            if value is not None:
+                query.append((key, str(value)))
+        for key, flag in (("previous", previous), ("timestamps", timestamps), ("follow", follow)):
+            if flag:
+                query.append((key, "true"))
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        params = self.api.param_serialize(method="GET", resource_path=path, query_params=query,
+                                          header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
+        connect = timeout or self.settings.kube_request_timeout
+        try:
+            response = self.api.call_api(*params, _request_timeout=(connect, None) if follow else connect)
+        except ApiException as exc:
+            raise KubeError(f"GET {path} failed: {exc.reason}", status=exc.status) from exc
+        except HTTPError as exc:
+            raise KubeError(f"cannot reach the Kubernetes API (GET {path}): {exc}",
+                            hint="check the cluster endpoint and your network") from exc
+        if response.status != 200:
+            try:
+                data = response.read() or b""
+            finally:
+                response.response.release_conn()
+            try:
+                message = _message(json.loads(data))
+            except ValueError:
+                message = data[:300].decode("utf-8", "replace").strip()
+            raise KubeError(f"logs of pod {namespace}/{pod}{f' container {container}' if container else ''}: "
+                            f"{message}", status=response.status)
+        return _stream_lines(response.response)
+
+
+def _stream_lines(raw: Any) -> Iterator[str]:
+    """Split a streamed HTTP body into text lines as the chunks arrive (the last line may lack
+    its newline); releases the connection when done or abandoned."""
+    buffer = b""
+    try:
+        for chunk in raw.stream(amt=None, decode_content=True):
+            buffer += chunk if isinstance(chunk, bytes) else str(chunk).encode("utf-8")
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
+        if buffer:
+            yield buffer.decode("utf-8", "replace")
+    finally:
+        raw.release_conn()
 
 
 # -- checks ----------------------------------------------------------------------------------

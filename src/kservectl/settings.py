@@ -35,6 +35,7 @@ class WaitDeadlines:
     endpoints_ready: float = 300.0
     load_balancer: float = 600.0
     load_balancer_deleted: float = 600.0
+    volumes_deleted: float = 600.0  # cleanup: PVCs gone and EC2 reporting their EBS volumes deleted
     stack_deleted: float = 1800.0  # a failed eksctl CloudFormation stack being deleted before a re-create
     nat_gateway_deleted: float = 600.0  # cleanup --orphans: a NAT gateway deleting (its EIP freed after)
     inference_service_ready: float = 900.0
@@ -46,6 +47,7 @@ class WaitDeadlines:
     # A single watch call ends after this long and the wait re-lists (also covers missed events).
     watch_chunk: float = 10.0
     poll_interval: float = 2.0
+    log_follow_poll: float = 0.5  # `logs --follow --provider local`: how often the log file is re-read
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Settings:
     aws_connect_timeout: float = 10.0
     aws_read_timeout: float = 60.0
     aws_retry: Backoff = field(default_factory=lambda: Backoff(attempts=6, initial=1.0, maximum=20.0))
+    # `up`: a phase that failed with a transient error (throttling, an API server 5xx, a webhook
+    # not serving yet) runs again from its real state, at most this often.
+    phase_retry: Backoff = field(default_factory=lambda: Backoff(attempts=3, initial=5.0, maximum=30.0))
+    # `up`: after Ctrl-C, how long running phases get to stop their tools before kservectl exits.
+    interrupt_grace: float = 20.0
     kube_request_timeout: float = 30.0
     waits: WaitDeadlines = field(default_factory=WaitDeadlines)
     http: HttpTimeouts = field(default_factory=HttpTimeouts)

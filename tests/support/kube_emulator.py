@@ -36,7 +36,11 @@ No real API server can run here, so tests talk HTTP to kmock's ``KubernetesEmula
   ``kubectl apply`` (client- and server-side), ``get``, ``wait``, ``rollout status``,
   ``patch``, ``label`` and ``delete`` work;
 * errors: ``kind: Status`` bodies with the real reasons (``NotFound``, ``AlreadyExists``,
-  ``Conflict``, ``Invalid``, ``BadRequest``, ``Forbidden``, ``UnsupportedMediaType``...).
+  ``Conflict``, ``Invalid``, ``BadRequest``, ``Forbidden``, ``UnsupportedMediaType``...);
+* pod logs: ``GET /api/v1/namespaces/<ns>/pods/<pod>/log`` serves the text the test stored with
+  :meth:`KubeEmulatorServer.set_pod_log` (``container``, ``tailLines``, ``sinceSeconds``,
+  ``timestamps``, ``previous``, ``follow``; 400 for a waiting container or a missing container
+  name, as the real server); :attr:`KubeEmulator.pod_log_requests` records each request's query.
 
 Still not emulated (design tests around them): protobuf/CBOR bodies (typed
 ``kubectl create namespace|secret|sa ...`` and helm's release storage fail with 415);
@@ -45,7 +49,7 @@ exact strategic-merge merge keys and server-side-apply field ownership (fields d
 a re-applied manifest are not removed); admission webhooks; garbage collection through
 ownerReferences; pagination (``limit``/``continue`` are ignored: one page holds everything);
 server-side table columns (kubectl prints NAME and AGE only); subresources other than
-``status`` (``kubectl scale`` gets 404); versions of one resource sharing storage.
+``status`` and pods' ``log`` (``kubectl scale`` gets 404); versions of one resource sharing storage.
 
 :class:`KubeEmulatorServer` runs the emulator on 127.0.0.1 in a background thread for plain
 (sync) tests, writes a kubeconfig, and offers helpers that write over HTTP (so watchers see
@@ -169,6 +173,8 @@ DEFAULT_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node
 ALL_VERBS: Final = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 NAMESPACES: Final = kmock.resource(group="", version="v1", plural="namespaces")
+PODS: Final = kmock.resource(group="", version="v1", plural="pods")
+_POD_LOG_PATH: Final = re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log")
 CRDS: Final = kmock.resource(group="apiextensions.k8s.io", version="v1", plural="customresourcedefinitions")
 
 # Name rules of the real API server (and of KServe's/Knative's webhooks for their kinds).
@@ -495,6 +501,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _kinds: dict[tuple[str, str, str], kmock.resource] = attrs.field(factory=dict, init=False)
     _custom_resources: set[kmock.resource] = attrs.field(factory=set, init=False)
     _closed: bool = attrs.field(default=False, init=False)
+    _pod_logs: dict[tuple[str, str, str, bool], _PodLog] = attrs.field(factory=dict, init=False)
+    _pod_logs_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    #: The query of every ``/log`` request, with ``namespace`` and ``pod`` added, oldest first.
+    pod_log_requests: list[dict[str, str]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock's routes; the _serve_* ones resolve to the overrides below
@@ -510,6 +520,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self.fallback[kmock.method.DELETE] << self._serve_delete_collection
         self.fallback["get /openapi/v3"] << self._serve_openapi_v3
         self.fallback["get", re.compile(r"/openapi/v3/.+")] << self._serve_openapi_v3_group_version
+        self["get", _POD_LOG_PATH] << self._serve_pod_log
 
         namespaces = self._target_for(NAMESPACES)
         for name in DEFAULT_NAMESPACES:
@@ -556,6 +567,31 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def open_watches(self) -> int:
         """How many watch streams are open now."""
         return len(self._watchers)
+
+    def set_pod_log(self, namespace: str, pod: str, container: str, lines: list[str] | list[tuple[str, str]], *,
+                    previous: bool = False, open: bool = False) -> None:
+        """
+        Store a container's log (replacing any): ``lines`` are texts (time-stamped now) or
+        ``(RFC 3339 time, text)`` pairs. ``previous`` is the log of the last terminated attempt.
+        ``open`` keeps a ``follow`` stream waiting for :meth:`append_pod_log` until
+        :meth:`close_pod_log` (or the pod is deleted); otherwise it ends after the stored lines.
+        """
+        stamped = [(_parse_time(item[0]), item[1]) if isinstance(item, tuple)
+                   else (datetime.datetime.now(datetime.UTC), item) for item in lines]
+        with self._pod_logs_lock:
+            self._pod_logs[(namespace, pod, container, previous)] = _PodLog(stamped, open)
+
+    def append_pod_log(self, namespace: str, pod: str, container: str, *lines: str) -> None:
+        """Add lines (time-stamped now) to a stored log, as the container would write them."""
+        with self._pod_logs_lock:
+            log = self._pod_logs.setdefault((namespace, pod, container, False), _PodLog([], True))
+            log.lines.extend((datetime.datetime.now(datetime.UTC), line) for line in lines)
+
+    def close_pod_log(self, namespace: str, pod: str, container: str) -> None:
+        """The container stopped: ``follow`` streams of this log end."""
+        with self._pod_logs_lock:
+            log = self._pod_logs.setdefault((namespace, pod, container, False), _PodLog([], False))
+            log.open = False
 
     def compact_history(self) -> None:
         """Forget past events (like etcd compaction): watches from older versions get 410 Gone."""
@@ -754,6 +790,79 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise _no_such_resource()
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{self.kubernetes_version}"},
                 "paths": paths, "components": {"schemas": {}}}
+
+    # ---- pod logs --------------------------------------------------------------------------
+
+    async def _serve_pod_log(self, request: kmock.Request) -> kmock.Payload:
+        match = _POD_LOG_PATH.fullmatch(request.url.path)
+        if match is None:  # pragma: no cover - the route only matches this path
+            raise _no_such_resource()
+        namespace, pod_name = match.groups()
+        params = dict(request.params)
+        self.pod_log_requests.append({"namespace": namespace, "pod": pod_name, **params})
+        pod = self._live((PODS, namespace, pod_name))
+        if pod is None:
+            raise _status_error(404, "NotFound", f'pods "{pod_name}" not found', name=pod_name, kind="pods")
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in spec.get("containers") or []]
+        init_names = [c.get("name") for c in spec.get("initContainers") or []]
+        container = params.get("container")
+        if not container:
+            if len(names) != 1:
+                raise _bad_request(f"a container name must be specified for pod {pod_name}, "
+                                   f"choose one of: [{' '.join(names)}] or one of the init containers: "
+                                   f"[{' '.join(init_names)}]")
+            container = names[0]
+        if container not in names + init_names:
+            raise _bad_request(f"container {container} is not valid for pod {pod_name}")
+        previous = params.get("previous", "").lower() == "true"
+        pod_status = pod.get("status") or {}
+        statuses = {s.get("name"): s for s in (pod_status.get("initContainerStatuses") or [])
+                    + (pod_status.get("containerStatuses") or [])}
+        state = statuses.get(container) or {}
+        if previous and not (state.get("lastState") or {}).get("terminated"):
+            raise _bad_request(f'previous terminated container "{container}" in pod "{pod_name}" not found')
+        waiting = (state.get("state") or {}).get("waiting")
+        if waiting is not None and not previous:
+            raise _bad_request(f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                               f'{waiting.get("reason") or "ContainerCreating"}')
+        key = (namespace, pod_name, container, previous)
+        tail = int(params["tailLines"]) if params.get("tailLines") else None
+        since = int(params["sinceSeconds"]) if params.get("sinceSeconds") else None
+        stamps = params.get("timestamps", "").lower() == "true"
+        follow = params.get("follow", "").lower() == "true" and not previous
+
+        def render(entries: list[tuple[datetime.datetime, str]]) -> bytes:
+            return b"".join(((f"{when.isoformat().replace('+00:00', 'Z')} " if stamps else "") + text + "\n")
+                            .encode() for when, text in entries)
+
+        with self._pod_logs_lock:
+            log = self._pod_logs.get(key)
+            entries = list(log.lines) if log else []
+        if since is not None:
+            cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=since)
+            entries = [e for e in entries if e[0] >= cutoff]
+        if tail is not None:
+            entries = entries[-tail:] if tail > 0 else []
+
+        async def stream() -> Any:
+            yield render(entries)  # may be b"": the response starts anyway
+            sent = len(log.lines) if log else 0
+            for _ in range(1500):  # a follow stream ends after 30 s at most
+                if not follow:
+                    return
+                with self._pod_logs_lock:
+                    current = self._pod_logs.get(key)
+                    new = list(current.lines[sent:]) if current else []
+                    still_open = bool(current and current.open)
+                sent += len(new)
+                if new:
+                    yield render(new)
+                elif not still_open or self._live((PODS, namespace, pod_name)) is None:
+                    return
+                await asyncio.sleep(0.02)
+
+        return Response(status=200, headers={"Content-Type": "text/plain"}, payload=stream())
 
     # ---- resources & targets ---------------------------------------------------------------
 
@@ -1279,6 +1388,18 @@ def _parse_path(path: str) -> tuple[str | None, str | None, str | None, str | No
     return group, version, namespace, plural, name, subresource
 
 
+@dataclasses.dataclass
+class _PodLog:
+    """A container's stored log: (time, text) lines; ``open`` while the container still writes."""
+
+    lines: list[tuple[datetime.datetime, str]]
+    open: bool = False
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 # --------------------------------------------------------------------------------------------
 # The synchronous harness
 # --------------------------------------------------------------------------------------------
@@ -1610,6 +1731,17 @@ class KubeEmulatorServer:
         except KubeApiError as e:
             if not (missing_ok and e.code == 404):
                 raise
+
+    def set_pod_log(self, namespace: str, pod: str, container: str, lines: list[str] | list[tuple[str, str]], *,
+                    previous: bool = False, open: bool = False) -> None:
+        """What ``GET .../pods/<pod>/log`` answers for that container (see :meth:`KubeEmulator.set_pod_log`)."""
+        self.emulator.set_pod_log(namespace, pod, container, lines, previous=previous, open=open)
+
+    def append_pod_log(self, namespace: str, pod: str, container: str, *lines: str) -> None:
+        self.emulator.append_pod_log(namespace, pod, container, *lines)
+
+    def close_pod_log(self, namespace: str, pod: str, container: str) -> None:
+        self.emulator.close_pod_log(namespace, pod, container)
 
     def ensure_namespace(self, name: str) -> JsonObject:
         """Create the namespace unless it exists; returns it."""

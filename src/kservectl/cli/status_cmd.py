@@ -16,9 +16,8 @@ def command(
     ctx, _ = make_context(cluster=cluster, region=region, config=config, provider=provider, command="status",
                           quiet=output is not Output.table)
     if ctx.config.provider != "local":
-        from kservectl.cli.pending import not_available
-
-        not_available("status --provider eks", "the one-command platform work (up/plan/cleanup)")
+        _eks(ctx, output)
+        return
     from kservectl.local import platform
 
     data = platform.status(ctx)
@@ -32,6 +31,28 @@ def command(
         table(f"local platform {ctx.cluster!r} ({data['state_dir']})", ["component", "pid", "port", "ready", "url"],
               [(c["component"], c["pid"], c["port"], "yes" if c["ready"] else "NO", c["url"])
                for c in data["components"]])
+
+    emit(data, output, table=draw)
+    if not data["ready"]:
+        raise typer.Exit(1)
+
+
+def _eks(ctx, output: Output) -> None:
+    """One table of the whole platform on EKS (phases/platform_status.py); exit 1 unless all is ready."""
+    from kservectl.phases import platform_status
+
+    ctx.reporter.quiet = True  # the table says it all: no progress, no tool output (warnings still show)
+    data = platform_status.status(ctx)
+
+    def draw() -> None:
+        from kservectl.cli.console import table
+
+        table(f"platform {ctx.cluster!r} in {ctx.region}", ["component", "version", "ready", "details"],
+              [(r["component"], r["version"], "yes" if r["ready"] else "NO", r["detail"]) for r in data["components"]])
+        for note in data["notes"]:
+            typer.echo(f"note: {note}")
+        not_ready = [r["component"] for r in data["components"] if not r["ready"]]
+        typer.echo("Everything is ready." if not not_ready else f"Not ready: {', '.join(not_ready)}.")
 
     emit(data, output, table=draw)
     if not data["ready"]:
