@@ -14,20 +14,30 @@ def plan(
     config: ConfigOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the rendered files into this folder.",
                                              file_okay=False)] = None,
+    diff: Annotated[bool, typer.Option(
+        "--diff", help="Also read what exists already (needs AWS credentials and, for what runs in the "
+        "cluster, its kubeconfig) and say per resource: create, change or keep.")] = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Render everything the platform needs and print the ordered steps `up` would run.
+    """Render everything the platform needs, print the ordered steps `up` would run and what it
+    would cost per hour, day and month.
 
     Needs no credentials and makes no AWS or Kubernetes call; values only a live account knows
-    are shown as <placeholders>.
+    are shown as <placeholders>. --diff reads (never changes) the live state.
     """
-    from kservectl import paths
+    from kservectl import costs, paths
     from kservectl.phases import plan as plan_phase
 
     ctx, _ = make_context(cluster=cluster, region=region, config=config, command="plan")
     root = out if out is not None else paths.cluster_dir(ctx.cluster) / "rendered"
     plans = plan_phase.build(ctx, root)
     written = plan_phase.write(plans, out) if out is not None else []
+    estimate = costs.platform_estimate(ctx.config).as_dict()
+    changes = None
+    if diff:
+        from kservectl.phases import up
+
+        changes = up.diff(ctx)
     data = {
         "cluster": ctx.cluster,
         "region": ctx.region,
@@ -45,9 +55,13 @@ def plan(
             }
             for p in plans
         ],
+        "cost": estimate,
+        "diff": changes,
     }
 
     def draw() -> None:
+        from kservectl.cli import up_view
+
         typer.echo(f"Plan for cluster {ctx.cluster} in {ctx.region}:")
         n = 0
         for p in plans:
@@ -61,5 +75,10 @@ def plan(
                 typer.echo(f"  {path}")
         else:
             typer.echo("\n(plan) nothing was written; pass --out DIR to keep the rendered files")
+        typer.echo("")
+        up_view.draw_costs(estimate)
+        if changes is not None:
+            typer.echo("")
+            up_view.draw_diff(changes)
 
     emit(data, output, table=draw)

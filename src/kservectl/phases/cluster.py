@@ -363,6 +363,10 @@ def create(ctx: Context, *, yes: bool = False) -> dict[str, Any]:
         report.info(f"cluster {ctx.cluster} is ACTIVE (Kubernetes {version}): reusing it")
         actions.append(f"reused the ACTIVE cluster {ctx.cluster}")
         groups = nodegroups(ctx)
+        finished = finish_interrupted_create(ctx, state.cluster, groups)
+        if finished:
+            actions.extend(finished)
+            groups = groups if ctx.dry_run else nodegroups(ctx)
         result["drift"] = drift(ctx, state.cluster, groups)
         for item in result["drift"]:
             report.warn(f"drift: {item['message']}")
@@ -396,6 +400,26 @@ def create(ctx: Context, *, yes: bool = False) -> dict[str, Any]:
     else:
         actions.append("Cluster Autoscaler off (cluster.autoscaler=false)")
     return result
+
+
+def finish_interrupted_create(ctx: Context, found: dict[str, Any], groups: list[dict[str, Any]]) -> list[str]:
+    """A create stopped after the control plane (Ctrl-C, a lost terminal): CloudFormation finished
+    the cluster, but eksctl never made its OIDC provider, add-ons and node group, and eksctl cannot
+    resume a create. A cluster kservectl made (tagged) that has no node group at all is finished
+    with eksctl's own commands, each of which skips what exists; anything else stays drift."""
+    if groups or (found.get("tags") or {}).get(OWNER_TAG) != ctx.cluster:
+        return []
+    ctx.reporter.warn(f"cluster {ctx.cluster} has no node group: its create was interrupted; "
+                      "finishing it (OIDC provider, add-ons, node group)")
+    cfg = str(config_path(ctx))
+    done = []
+    for argv in (["eksctl", "utils", "associate-iam-oidc-provider", "-f", cfg, "--approve"],
+                 ["eksctl", "create", "addon", "-f", cfg],
+                 ["eksctl", "create", "nodegroup", "-f", cfg]):
+        ctx.reporter.step(PHASE, f"{'(plan) would run' if ctx.dry_run else 'running'}: {shlex.join(argv)}")
+        ctx.runner.run(argv, timeout=ctx.settings.tools.eksctl_create, retry=False)
+        done.append(("would run: " if ctx.dry_run else "ran: ") + shlex.join(argv))
+    return done
 
 
 def recover_failed(ctx: Context, state: ClusterState, *, yes: bool, actions: list[str]) -> None:

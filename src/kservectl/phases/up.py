@@ -1,0 +1,913 @@
+"""``kservectl up``: every phase, in dependency order, concurrently where the graph allows.
+
+The work is a graph held as data (``tasks``): each ``Task`` has a name, the phase it belongs to,
+the tasks it needs and the phase function it runs. ``schedule`` runs such a graph on a few worker
+threads: a task starts as soon as everything it needs is done; the first failure stops scheduling
+new tasks and lets the running ones finish; Ctrl-C stops the running ones (their tools' process
+groups are stopped by the runner) and reports them interrupted.
+
+The graph of the EKS platform::
+
+    cluster ─────────────┬──────────────► alb ──► kserve ─┐
+    alb/policy ──────────┘                                 ├─► serve ──► test
+    storage/bucket ──► storage (roles, ServiceAccounts) ─► mlflow ─┘
+
+The bucket and the load balancer controller's IAM policy need no cluster, so they are made while
+eksctl creates it (about 14 of the 20 minutes). Every phase reads the real state first and changes
+only the difference, so ``up`` again after a failure (or after Ctrl-C) resumes where it stopped,
+and ``up`` on a finished platform makes no mutating call. A phase that fails with a transient error
+(throttling, an API server 5xx, a webhook that does not serve yet) runs again from its real state,
+a bounded number of times (``settings.phase_retry``).
+
+Progress goes to a listener as ``Event`` records (the CLI draws them); nothing here prints.
+``diff`` compares the rendered plan with what exists (``plan --diff`` and ``up --dry-run``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import queue
+import shlex
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kservectl import costs, paths
+from kservectl.context import Context
+from kservectl.errors import AwsError, KservectlError, KubeError, ToolError, UsageError
+from kservectl.events import Reporter
+from kservectl.phases import ORDER
+
+# -- the graph -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    phase: str  # one of phases.ORDER: what --from / --only / --skip select
+    needs: tuple[str, ...]
+    fn: Callable[[Context], dict[str, Any]]
+    describe: str = ""
+
+
+class MlflowAccess:
+    """The MLflow tracking URI the serve and test phases use: ``--tracking-uri`` (or
+    ``MLFLOW_TRACKING_URI``), else the public MLflow of the cluster, else a ``kubectl port-forward``
+    to its private Service, opened on first use and closed when ``up`` ends."""
+
+    def __init__(self, explicit: str | None = None) -> None:
+        self.explicit = explicit.rstrip("/") if explicit else None
+        self._uri: str | None = self.explicit
+        self._proc: Any = None
+        self._lock = threading.Lock()
+
+    def known(self, ctx: Context) -> str | None:
+        """A tracking URI without opening anything (explicit, or the public MLflow)."""
+        if self._uri is not None:
+            return self._uri
+        from kservectl.phases import serve
+
+        try:
+            return serve.mlflow_public_url(ctx)
+        except KservectlError:
+            return None
+
+    def uri(self, ctx: Context) -> str:
+        with self._lock:
+            if self._uri is None:
+                self._uri = self.known(ctx) or self._port_forward(ctx)
+            return self._uri
+
+    def _port_forward(self, ctx: Context) -> str:
+        from kservectl.local import procs
+        from kservectl.phases import mlflow
+
+        kubectl = ctx.runner.which("kubectl")
+        port = procs.free_port()
+        kubeconfig = ctx.kubeconfig or paths.kubeconfig_path(ctx.cluster)
+        argv = [kubectl, "--kubeconfig", str(kubeconfig), "--namespace", ctx.config.namespaces.mlflow,
+                "port-forward", f"service/{mlflow.NAME}", f"{port}:{mlflow.PORT}"]
+        ctx.reporter.step("serve", f"reaching the private MLflow through `kubectl port-forward` on port {port}")
+        proc = procs.start("mlflow-port-forward", argv, log=paths.logs_dir(ctx.cluster) / "mlflow-port-forward.log",
+                           port=port)
+        self._proc = proc
+        try:
+            procs.wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=ctx.settings.http.server_start,
+                            clock=ctx.clock, what="kubectl port-forward to MLflow")
+        except KservectlError as exc:
+            raise KservectlError(f"cannot reach the private MLflow: {exc.message}",
+                                 hint="pass --tracking-uri (e.g. after `kservectl mlflow url`)") from exc
+        return f"http://127.0.0.1:{port}"
+
+    def close(self, ctx: Context) -> None:
+        with self._lock:
+            if self._proc is not None:
+                from kservectl.local import procs
+
+                procs.stop(self._proc, ctx.clock, grace=ctx.settings.tools.kill_grace)
+                self._proc = None
+                self._uri = self.explicit
+
+
+def ensure_bucket(ctx: Context) -> dict[str, Any]:
+    """The artifact bucket alone (no cluster needed), so it is made while eksctl runs. The storage
+    phase proper (policies, IRSA roles, ServiceAccounts) converges it again later: read only."""
+    from kservectl import iam
+    from kservectl.phases import storage
+
+    storage.check_kms_key_id(ctx.config.storage.kms_key_id)
+    account = storage.account_id(ctx)
+    name = storage.bucket_name(ctx, account)
+    ctx.reporter.step("storage", f"checking bucket s3://{name}")
+    state = storage.read_bucket(ctx, name)
+    if state.exists:
+        if state.problem:
+            raise iam.OwnershipError(state.problem, hint="set storage.bucket to a name of your own")
+        problem = iam.ownership_problem(f"S3 bucket {name}", state.tags, ctx.cluster)
+        if problem:
+            raise iam.OwnershipError(problem, hint=f"kservectl changes only buckets tagged {iam.OWNER_TAG}="
+                                     f"{ctx.cluster}; set storage.bucket to another name")
+    changes = storage.ensure_bucket(ctx, state, storage.resolve_kms_key_arn(ctx))
+    return {"bucket": name, "changes": [c.as_dict() for c in changes]}
+
+
+def serve_model(ctx: Context, access: MlflowAccess) -> dict[str, Any]:
+    """Deploy the configured model, or the example model: trained and registered into the
+    cluster's MLflow the first time, its latest registered version afterwards."""
+    from kservectl import models
+    from kservectl.phases import serve
+
+    m = ctx.config.model
+    out: dict[str, Any] = {"name": m.name, "example": None}
+    if m.uri.startswith("s3://"):
+        out["deploy"] = serve.deploy(ctx, m.name)
+        return out
+    tracking = access.uri(ctx)
+    model = m.uri
+    if not model:
+        models.check_reachable(tracking, ctx.settings.http.mlflow_reachable)
+        try:
+            model = serve.latest_example_uri(models.client(tracking))
+            ctx.reporter.step("serve", f"the example model is registered: {model}")
+        except UsageError:
+            model = ""
+        if not model:
+            example = serve.example(ctx, tracking_uri=tracking)
+            out["example"] = example
+            model = example["model_uri"]
+    out["deploy"] = serve.deploy(ctx, m.name, model=model, tracking_uri=tracking)
+    return out
+
+
+def test_model(ctx: Context, access: MlflowAccess) -> dict[str, Any]:
+    """``kservectl test`` of the served model; a failed check fails the phase."""
+    from kservectl.phases import test
+
+    uses_registry = not ctx.config.model.uri.startswith("s3://")
+    tracking = access.uri(ctx) if uses_registry else access.known(ctx)
+    result = test.run(ctx, name=ctx.config.model.name, tracking_uri=tracking)
+    if not result["ok"]:
+        verdicts = "; ".join(r.get("verdict", "") for r in result["results"])
+        raise test.TestFailed(f"the served model failed its checks: {verdicts}",
+                              hint=f"see `kservectl test {ctx.config.model.name}` and `kservectl serve status`")
+    return result
+
+
+def tasks(ctx: Context, *, yes: bool = False, access: MlflowAccess | None = None) -> list[Task]:
+    """The EKS platform as a graph, in display order."""
+    from kservectl.phases import alb, cluster, kserve, mlflow, storage
+
+    access = access or MlflowAccess()
+    mlflow_needs = ("cluster", "storage") + (("alb",) if ctx.config.mlflow.public else ())
+    return [
+        Task("cluster", "cluster", (), lambda c: cluster.create(c, yes=yes),
+             "EKS cluster, nodes Ready, default gp3, Cluster Autoscaler"),
+        Task("alb/policy", "alb", (), alb.ensure_policy, "the load balancer controller's IAM policy"),
+        Task("alb", "alb", ("cluster", "alb/policy"), alb.install, "AWS Load Balancer Controller (IRSA, Helm)"),
+        Task("kserve", "kserve", ("alb",), lambda c: kserve.install(c, yes=yes),
+             "cert-manager, Knative + Kourier behind an NLB, KServe"),
+        Task("storage/bucket", "storage", (), ensure_bucket, "S3 artifact bucket"),
+        Task("storage", "storage", ("cluster", "storage/bucket"),
+             lambda c: storage.create(c, with_service_accounts=True), "IAM policies, IRSA roles, ServiceAccounts"),
+        Task("mlflow", "mlflow", mlflow_needs, mlflow.install, "MLflow tracking server"),
+        Task("serve", "serve", ("kserve", "mlflow", "storage"), lambda c: serve_model(c, access),
+             "the model as an InferenceService"),
+        Task("test", "test", ("serve",), lambda c: test_model(c, access), "V2 and /invocations checks"),
+    ]
+
+
+def select(all_tasks: Sequence[Task], *, start: str | None = None, only: Iterable[str] = (),
+           skip: Iterable[str] = ()) -> list[Task]:
+    """The tasks of the phases ``--from`` / ``--only`` / ``--skip`` keep. Needs on left-out tasks
+    are dropped: those phases are taken as done (each phase reads the real state and says what is
+    missing)."""
+    only, skip = list(only), list(skip)
+    for flag, names in (("--from", [start] if start else []), ("--only", only), ("--skip", skip)):
+        for name in names:
+            if name not in ORDER:
+                raise UsageError(f"{flag} {name!r} is not a phase; phases are {', '.join(ORDER)}")
+    if start and only:
+        raise UsageError("give either --from or --only, not both")
+    keep = set(only) if only else set(ORDER[ORDER.index(start):] if start else ORDER)
+    keep -= set(skip)
+    chosen = [t for t in all_tasks if t.phase in keep]
+    if not chosen:
+        raise UsageError("nothing to run: the phase options leave out every phase",
+                         hint=f"phases are {', '.join(ORDER)}")
+    names = {t.name for t in chosen}
+    return [dataclasses.replace(t, needs=tuple(n for n in t.needs if n in names)) for t in chosen]
+
+
+def critical_path(durations: dict[str, float], needs: dict[str, Sequence[str]]) -> tuple[float, list[str]]:
+    """The longest chain of needs, weighted by each task's duration: the least wall time any
+    schedule can take."""
+    best: dict[str, tuple[float, list[str]]] = {}
+
+    def longest(name: str) -> tuple[float, list[str]]:
+        if name not in best:
+            before = max((longest(n) for n in needs.get(name, ()) if n in durations),
+                         key=lambda x: (x[0], len(x[1])), default=(0.0, []))
+            best[name] = (before[0] + durations[name], [*before[1], name])
+        return best[name]
+
+    return max((longest(n) for n in durations), key=lambda x: (x[0], len(x[1])), default=(0.0, []))
+
+
+# -- the scheduler ---------------------------------------------------------------------------------
+
+_current = threading.local()
+
+
+def current_task() -> str | None:
+    """The name of the task the calling thread works for (None outside ``schedule``)."""
+    return getattr(_current, "name", None)
+
+
+@dataclass
+class Outcome:
+    """What ``schedule`` did: per task ``done``, ``failed``, ``interrupted`` or ``not started``."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(s == "done" for s in self.states.values())
+
+
+def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: int = 4,
+             grace: float = 20.0) -> Outcome:
+    """Run ``work(node)`` for every node once all its ``needs`` are done, at most ``max_workers``
+    at a time. The first failure stops scheduling; running nodes finish. Ctrl-C (KeyboardInterrupt
+    in the calling thread) interrupts the running nodes' threads and waits up to ``grace`` seconds
+    for them to stop."""
+    by_name = {n.name: n for n in nodes}
+    for node in nodes:
+        unknown = [need for need in node.needs if need not in by_name]
+        if unknown:
+            raise ValueError(f"task {node.name} needs unknown task(s) {', '.join(unknown)}")
+    _check_acyclic(nodes)
+    out = Outcome()
+    pending = list(nodes)
+    running: dict[str, threading.Thread] = {}
+    done: set[str] = set()
+    finished: queue.Queue[tuple[str, str, Any]] = queue.Queue()
+    stopping = False
+
+    def worker(node: Any) -> None:
+        _current.name = node.name
+        try:
+            value = work(node)
+        except KeyboardInterrupt as exc:
+            finished.put((node.name, "interrupted", exc))
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported, none lost
+            finished.put((node.name, "failed", exc))
+        else:
+            finished.put((node.name, "done", value))
+        finally:
+            _current.name = None
+
+    def record(name: str, state: str, value: Any) -> None:
+        running.pop(name, None)
+        out.states[name] = state
+        if state == "done":
+            done.add(name)
+            out.values[name] = value
+        else:
+            out.errors[name] = value
+
+    try:
+        while True:
+            if not stopping:
+                for node in list(pending):
+                    if len(running) >= max_workers:
+                        break
+                    if all(need in done for need in node.needs):
+                        pending.remove(node)
+                        out.states[node.name] = "running"
+                        thread = threading.Thread(target=worker, args=(node,), name=f"up-{node.name}",
+                                                  daemon=True)
+                        running[node.name] = thread
+                        thread.start()
+            if not running:
+                break
+            try:
+                name, state, value = finished.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            record(name, state, value)
+            if state != "done":
+                stopping = True
+    except KeyboardInterrupt:
+        out.interrupted = True
+        for thread in running.values():
+            _raise_in(thread, KeyboardInterrupt)
+        deadline = time.monotonic() + grace
+        try:
+            while running and time.monotonic() < deadline:
+                try:
+                    name, state, value = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                record(name, state, value)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            pass
+        for name in list(running):
+            record(name, "interrupted", KeyboardInterrupt())
+    for node in pending:
+        out.states[node.name] = "not started"
+    return out
+
+
+def _check_acyclic(nodes: Sequence[Any]) -> None:
+    needs = {n.name: list(n.needs) for n in nodes}
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"the task graph has a cycle: {' -> '.join([*path, name])}")
+        state[name] = 1
+        for need in needs[name]:
+            visit(need, [*path, name])
+        state[name] = 2
+
+    for name in needs:
+        visit(name, [])
+
+
+def _raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Raise ``exc_type`` in ``thread`` at its next Python instruction (how Ctrl-C reaches the
+    phases running in worker threads: the runner then stops the tool's process group)."""
+    import ctypes
+
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+# -- running the graph -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """One progress record for the listener (the CLI's live view)."""
+
+    kind: str  # start | step | line | wait | info | warn | retry | done | failed | interrupted | not started
+    task: str
+    phase: str
+    text: str = ""
+    attempt: int = 1
+
+
+Listener = Callable[[Event], None]
+
+
+class TaskReporter(Reporter):
+    """The reporter of one task: turns progress into ``Event``s and remembers the current step and
+    the last lines of tool output (for the failure report)."""
+
+    def __init__(self, task: Task, emit: Listener, tail: int = 20) -> None:
+        self.task = task
+        self.emit = emit
+        self.step_text: str | None = None
+        self.lines: deque[str] = deque(maxlen=tail)
+        self._lock = threading.Lock()
+
+    def _event(self, kind: str, text: str) -> None:
+        self.emit(Event(kind, self.task.name, self.task.phase, text))
+
+    def step(self, phase: str, message: str) -> None:
+        self.step_text = message
+        self._event("step", message)
+
+    def info(self, message: str) -> None:
+        self._event("info", message)
+
+    def warn(self, message: str) -> None:
+        self._event("warn", message)
+
+    def waiting(self, what: str, detail: str) -> None:
+        self._event("wait", f"waiting for {what}: {detail}")
+
+    def tool_line(self, tool: str, stream: str, line: str) -> None:
+        with self._lock:
+            self.lines.append(f"{tool}: {line}")
+        self._event("line", f"{tool}: {line}")
+
+
+def _forward(reporter: Reporter) -> Listener:
+    """A listener that hands events to a plain ``Reporter`` (when no live view listens)."""
+
+    def listen(event: Event) -> None:
+        if event.kind == "step":
+            reporter.step(event.task, event.text)
+        elif event.kind == "warn":
+            reporter.warn(f"{event.task}: {event.text}")
+        elif event.kind in ("info", "retry", "start", "done"):
+            reporter.info(f"{event.task}: {event.text}" if event.text else event.task)
+        elif event.kind == "wait":
+            reporter.waiting(event.task, event.text)
+        elif event.kind == "line":
+            tool, _, line = event.text.partition(": ")
+            reporter.tool_line(tool, "stdout", line)
+        elif event.kind in ("failed", "interrupted"):
+            reporter.warn(f"{event.task} {event.kind}: {event.text}")
+
+    return listen
+
+
+def task_context(ctx: Context, reporter: TaskReporter) -> Context:
+    """A Context for one task: its own reporter and a copy of the runner whose tool lines go to
+    it; config, settings, clock, log file and AWS clients are shared."""
+    runner = copy.copy(ctx.runner)
+    runner.sink = reporter.tool_line
+    kube = None
+    if ctx._kube is not None:
+        kube = copy.copy(ctx._kube)
+        if hasattr(kube, "on_wait"):
+            kube.on_wait = reporter.waiting
+    return dataclasses.replace(ctx, reporter=reporter, _runner=runner, _kube=kube)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth running the phase again: throttling, an API server 5xx or 429 (a webhook without
+    endpoints answers 500), an unreachable API right after a change."""
+    from kservectl import aws as aws_mod
+
+    if isinstance(exc, AwsError):
+        return exc.code in aws_mod.RETRYABLE_CODES or exc.code in ("SlowDown", "RequestTimeout",
+                                                                    "InternalFailure", "503", "500")
+    if isinstance(exc, KubeError):
+        return exc.status is None or exc.status == 429 or exc.status >= 500
+    return False
+
+
+@dataclass
+class TaskReport:
+    name: str
+    phase: str
+    needs: list[str]
+    describe: str
+    state: str = "excluded"
+    started_s: float | None = None  # since the start of `up`
+    elapsed_s: float | None = None
+    attempts: int = 0
+    step: str | None = None
+    tail: list[str] = field(default_factory=list)
+    result: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"task": self.name, "phase": self.phase, "needs": self.needs, "describe": self.describe,
+                "state": self.state, "started_s": _r(self.started_s), "elapsed_s": _r(self.elapsed_s),
+                "attempts": self.attempts, "step": self.step, "error": self.error, "result": self.result}
+
+
+@dataclass
+class UpResult:
+    cluster: str
+    region: str
+    tasks: list[TaskReport]
+    wall_s: float
+    interrupted: bool = False
+    failure: dict[str, Any] | None = None
+    urls: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    log: str = ""
+    resume: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and self.failure is None
+
+    @property
+    def sequential_s(self) -> float:
+        return sum(t.elapsed_s or 0.0 for t in self.tasks)
+
+    def critical(self) -> tuple[float, list[str]]:
+        ran = {t.name: t.elapsed_s for t in self.tasks if t.elapsed_s is not None}
+        return critical_path(ran, {t.name: t.needs for t in self.tasks})
+
+    def as_dict(self) -> dict[str, Any]:
+        length, chain = self.critical()
+        return {
+            "provider": "eks", "cluster": self.cluster, "region": self.region, "ok": self.ok,
+            "interrupted": self.interrupted,
+            "timing": {"wall_s": _r(self.wall_s), "sequential_s": _r(self.sequential_s),
+                       "critical_path_s": _r(length), "critical_path": chain},
+            "tasks": [t.as_dict() for t in self.tasks],
+            "failure": self.failure, "urls": self.urls, "cost": self.cost, "test": self.test,
+            "log": self.log, "resume": self.resume,
+        }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def resume_command(ctx: Context, config_path: Path | None = None) -> str:
+    """The exact command that resumes: ``up`` again reads the real state and goes on."""
+    argv = ["kservectl", "up", "-c", ctx.cluster, "-r", ctx.region]
+    if config_path is not None:
+        argv += ["--config", str(config_path)]
+    return shlex.join(argv)
+
+
+def preflight(ctx: Context, chosen: Sequence[Task]) -> dict[str, Any]:
+    """Before anything changes: the tools the chosen phases run, and the AWS identity."""
+    from kservectl import aws as aws_mod
+
+    phases_ = {t.phase for t in chosen}
+    need = []
+    if phases_ & {"cluster", "alb"}:
+        need.append("eksctl")
+    if phases_ & {"cluster", "alb", "kserve"}:
+        need.append("helm")
+    if "kserve" in phases_ and ctx.config.kserve.mode == "knative":
+        need.append("kubectl")
+    tools = {tool: ".".join(map(str, ctx.runner.version(tool))) for tool in need}
+    sts = ctx.aws.client("sts")
+    identity = aws_mod.call("sts:GetCallerIdentity", sts.get_caller_identity)
+    return {"tools": tools, "account_id": identity["Account"], "identity": identity["Arn"]}
+
+
+def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iterable[str] = (),
+        skip: Iterable[str] = (), tracking_uri: str | None = None, listener: Listener | None = None,
+        config_path: Path | None = None, max_workers: int = 4,
+        graph: Callable[..., list[Task]] | None = None) -> UpResult:
+    """Create (or converge) the platform. Never raises for a failed phase: the result names the
+    failure; raises ``UsageError`` for bad phase options before anything runs."""
+    access = MlflowAccess(tracking_uri)
+    all_tasks = (graph or tasks)(ctx, yes=yes, access=access)
+    chosen = select(all_tasks, start=start, only=only, skip=skip)
+    emit = listener or _forward(ctx.reporter)
+    _ = ctx.log_path, ctx.runner, ctx.aws  # created once here, shared by the tasks' contexts
+    reports = {t.name: TaskReport(t.name, t.phase, list(t.needs), t.describe) for t in all_tasks}
+    for t in chosen:
+        reports[t.name].state = "pending"
+    result = UpResult(ctx.cluster, ctx.region, list(reports.values()), 0.0, log=str(ctx.log_path),
+                      resume=resume_command(ctx, config_path))
+    began = ctx.clock.monotonic()
+    reporters: dict[str, TaskReporter] = {}
+    backoff = ctx.settings.phase_retry
+    try:
+        preflight(ctx, chosen)
+
+        def work(task: Task) -> Any:
+            reporter = reporters[task.name] = TaskReporter(task, emit)
+            tctx = task_context(ctx, reporter)
+            report = reports[task.name]
+            report.started_s = ctx.clock.monotonic() - began
+            delay = backoff.initial
+            emit(Event("start", task.name, task.phase, task.describe))
+            try:
+                for attempt in range(1, backoff.attempts + 1):
+                    report.attempts = attempt
+                    try:
+                        value = task.fn(tctx)
+                        break
+                    except KservectlError as exc:
+                        if attempt == backoff.attempts or not is_transient(exc):
+                            raise
+                        emit(Event("retry", task.name, task.phase,
+                                   f"{exc.one_line()}; running the phase again in {delay:g}s "
+                                   f"(attempt {attempt + 1}/{backoff.attempts})", attempt + 1))
+                        ctx.clock.sleep(delay)
+                        delay = min(delay * 2, backoff.maximum)
+            except KeyboardInterrupt:
+                report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
+                emit(Event("interrupted", task.name, task.phase, _describe_error(KeyboardInterrupt())))
+                raise
+            except BaseException as exc:
+                report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
+                emit(Event("failed", task.name, task.phase, _describe_error(exc)))
+                raise
+            report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
+            emit(Event("done", task.name, task.phase, f"{report.elapsed_s:.1f}s"))
+            return value
+
+        outcome = schedule(chosen, work, max_workers=max_workers, grace=ctx.settings.interrupt_grace)
+    finally:
+        access.close(ctx)
+    result.wall_s = ctx.clock.monotonic() - began
+    result.interrupted = outcome.interrupted
+    for name, state in outcome.states.items():
+        report = reports[name]
+        report.state = state
+        reporter = reporters.get(name)
+        if reporter is not None:
+            report.step = reporter.step_text
+            report.tail = list(reporter.lines)
+        if state == "done":
+            report.result = outcome.values[name]
+        elif state in ("failed", "interrupted"):
+            report.error = _describe_error(outcome.errors[name])
+            if state == "interrupted" and report.elapsed_s is None:  # did not stop within the grace time
+                emit(Event(state, name, report.phase, report.error))
+        else:
+            emit(Event(state, name, report.phase))
+    failed = [r for r in result.tasks if r.state in ("failed", "interrupted")]
+    if failed:
+        first = next((r for r in failed if r.state == "failed"), failed[0])
+        error = outcome.errors[first.name]
+        result.failure = {
+            "task": first.name, "phase": first.phase, "state": first.state, "step": first.step,
+            "error": first.error, "tool_output": _tool_output(error, first.tail),
+            "others": [{"task": r.name, "state": r.state, "error": r.error} for r in failed if r is not first],
+            "log": str(ctx.log_path), "resume": result.resume,
+        }
+    if "test" in outcome.values:
+        result.test = outcome.values["test"]
+    result.cost = costs.platform_estimate(ctx.config).as_dict()
+    if result.ok and {"serve", "test"} & {t.name for t in chosen}:
+        try:
+            from kservectl.phases import serve
+
+            result.urls = serve.urls(ctx)
+        except KservectlError as exc:
+            result.urls = {"error": exc.one_line()}
+    return result
+
+
+def _describe_error(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); its tools were stopped"
+    if isinstance(error, KservectlError):
+        return error.one_line()
+    return f"{type(error).__name__}: {error}"
+
+
+def _tool_output(error: BaseException, tail: list[str], lines: int = 10) -> list[str]:
+    if isinstance(error, ToolError) and error.stderr_tail:
+        return error.stderr_tail[-lines:]
+    return tail[-lines:]
+
+
+# -- what exists already (plan --diff, up --dry-run) ----------------------------------------------
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    import yaml
+
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _row(phase: str, resource: str, action: str, detail: str = "") -> dict[str, str]:
+    return {"phase": phase, "resource": resource, "action": action, "detail": detail}
+
+
+def _kube_diff(ctx: Context, phase: str, obj: dict[str, Any], label: str | None = None) -> dict[str, str]:
+    from kservectl.kube import Ref
+
+    action = ctx.kube.diff(obj)
+    return _row(phase, label or str(Ref.of(obj)), "keep" if action == "unchanged" else action)
+
+
+def _release_row(ctx: Context, phase: str, name: str, namespace: str, chart: str, version: str,
+                 values: dict[str, Any] | None) -> dict[str, str]:
+    from kservectl.phases import cluster
+
+    label = f"Helm release {namespace}/{name} ({chart} {version})"
+    current = cluster.helm_release(ctx, name, namespace)
+    if current is None:
+        return _row(phase, label, "create")
+    have = str(current.get("chart", ""))
+    if current.get("status") != "deployed":
+        return _row(phase, label, "change", f"release is {current.get('status')}")
+    if have != f"{chart}-{version}":
+        return _row(phase, label, "change", f"installed {have}")
+    if values is not None and cluster.helm_values(ctx, name, namespace) != values:
+        return _row(phase, label, "change", "values differ")
+    return _row(phase, label, "keep")
+
+
+def diff(ctx: Context, *, phases_: Iterable[str] = ORDER) -> list[dict[str, str]]:
+    """Per resource of the plan: ``create``, ``change`` or ``keep`` (``unknown`` when it cannot be
+    read, with why). Reads only: AWS describe/get/list calls, Kubernetes gets, ``helm list`` and
+    ``helm get values``."""
+    from kservectl.phases import cluster
+
+    wanted = list(phases_)
+    rows: list[dict[str, str]] = []
+    state = cluster.detect(ctx)
+    kube_ok = state.kind == "active" and cluster.kubeconfig_path(ctx).is_file()
+    if state.kind == "active" and not kube_ok:
+        why = f"no kubeconfig at {cluster.kubeconfig_path(ctx)} (`kservectl up` writes it)"
+    else:
+        why = ""
+    in_cluster = "read" if kube_ok else ("unknown" if state.kind == "active" else "create")
+    sections = {"cluster": _diff_cluster, "alb": _diff_alb, "kserve": _diff_kserve, "storage": _diff_storage,
+                "mlflow": _diff_mlflow, "serve": _diff_serve}
+    for name in wanted:
+        section = sections.get(name)
+        if section is None:
+            continue
+        try:
+            rows += section(ctx, state, in_cluster, why)
+        except KservectlError as exc:
+            rows.append(_row(name, f"{name} resources", "unknown", exc.one_line()))
+    return rows
+
+
+def _in_cluster(phase: str, resource: str, mode: str, why: str, read: Callable[[], dict[str, str]]
+                ) -> dict[str, str]:
+    if mode == "create":
+        return _row(phase, resource, "create", "the cluster does not exist yet")
+    if mode == "unknown":
+        return _row(phase, resource, "unknown", why)
+    return read()
+
+
+def _diff_cluster(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import autoscaler, cluster
+
+    rows = []
+    name = f"EKS cluster {ctx.cluster} ({ctx.region})"
+    drift: list[dict[str, Any]] = []
+    if state.kind == "absent":
+        rows.append(_row("cluster", name, "create"))
+    elif state.kind == "active":
+        drift = cluster.drift(ctx, state.cluster, cluster.nodegroups(ctx))
+        rows.append(_row("cluster", name, "keep", f"ACTIVE, Kubernetes {state.cluster.get('version')}"))
+    elif state.kind == "failed":
+        rows.append(_row("cluster", name, "change", f"a failed create is cleared first ({state.detail})"))
+    else:
+        rows.append(_row("cluster", name, "unknown", state.detail))
+    group = f"node group {cluster.NODEGROUP}"
+    if state.kind == "active":
+        rows.append(_row("cluster", group, "change" if drift else "keep", "; ".join(d["message"] for d in drift)))
+    else:
+        rows.append(_row("cluster", group, "create"))
+    rows.append(_in_cluster("cluster", f"StorageClass {cluster.STORAGECLASS} (default)", mode, why,
+                            lambda: _kube_diff(ctx, "cluster", cluster.storage_class(ctx),
+                                               f"StorageClass {cluster.STORAGECLASS} (default)")))
+    if ctx.config.cluster.autoscaler:
+        rel = autoscaler.release(ctx)
+        rows.append(_in_cluster("cluster", f"Helm release {rel.namespace}/{rel.name}", mode, why,
+                                lambda: _release_row(ctx, "cluster", rel.name, rel.namespace, rel.chart_name,
+                                                     rel.version, rel.values)))
+    return rows
+
+
+def _diff_alb(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import alb
+
+    rows = []
+    arn = alb.policy_arn(ctx)
+    found = alb.get_policy(ctx, arn)
+    label = f"IAM policy {alb.policy_name(ctx.cluster)}"
+    if found is None:
+        rows.append(_row("alb", label, "create"))
+    elif alb.default_document(ctx, arn, found["DefaultVersionId"]) == alb.policy_document():
+        rows.append(_row("alb", label, "keep"))
+    else:
+        rows.append(_row("alb", label, "change", "a new default version from the shipped policy"))
+
+    def service_account() -> dict[str, str]:
+        sa = ctx.kube.get("v1", "ServiceAccount", alb.SERVICE_ACCOUNT, alb.NAMESPACE)
+        annotated = ((sa or {}).get("metadata", {}).get("annotations") or {}).get(alb.ROLE_ANNOTATION)
+        return _row("alb", f"IRSA ServiceAccount {alb.NAMESPACE}/{alb.SERVICE_ACCOUNT}",
+                    "keep" if annotated else "create")
+
+    def release() -> dict[str, str]:
+        rel = alb.release(ctx, alb.cluster_vpc(ctx))
+        return _release_row(ctx, "alb", rel.name, rel.namespace, rel.chart_name, rel.version, rel.values)
+
+    rows.append(_in_cluster("alb", f"IRSA ServiceAccount {alb.NAMESPACE}/{alb.SERVICE_ACCOUNT}", mode, why,
+                            service_account))
+    rows.append(_in_cluster("alb", f"Helm release {alb.NAMESPACE}/{alb.RELEASE}", mode, why, release))
+    return rows
+
+
+def _diff_kserve(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import kserve
+
+    rels = kserve.releases(ctx)
+    keys = ["cert-manager"] + ([] if kserve.knative(ctx) else ["metrics-server"]) + [
+        "kserve-crd", "kserve-resources", "kserve-runtime-configs"]
+    if mode != "read":
+        labels = [f"Helm release {rels[k].namespace}/{rels[k].name}" for k in keys]
+        if kserve.knative(ctx):
+            labels += ["Knative Serving", "net-kourier", f"Service {kserve.KOURIER_NS}/{kserve.GATEWAY} (NLB)"]
+        return [_in_cluster("kserve", label, mode, why, dict) for label in labels]
+    files = kserve.render_files(ctx)
+    values = kserve.chart_values(ctx, files)
+    rows = [_release_row(ctx, "kserve", rels[k].name, rels[k].namespace, rels[k].chart, rels[k].version,
+                         values[k] if rels[k].values_file else None) for k in keys]
+    if kserve.knative(ctx):
+        installed = kserve.installed_knative(ctx)
+        v = ctx.config.versions
+        for label, have, pin in (("Knative Serving", installed["core"], v.knative_serving),
+                                 ("net-kourier", installed["kourier"], v.net_kourier)):
+            if have is None:
+                rows.append(_row("kserve", f"{label} {pin}", "create"))
+            else:
+                same = have.lstrip("v") == pin.lstrip("v")
+                rows.append(_row("kserve", f"{label} {pin}", "keep" if same else "change",
+                                 "" if same else f"installed {have}"))
+        gateway = kserve.check_gateway(ctx)
+        service = next(d for d in _documents(files[kserve.GATEWAY_FILE]) if d["kind"] == "Service")
+        row = _kube_diff(ctx, "kserve", service, f"Service {kserve.KOURIER_NS}/{kserve.GATEWAY} (NLB)")
+        if gateway.replaces_nlb:
+            row = _row("kserve", row["resource"], "change", gateway.message)
+        rows.append(row)
+    rows.append(_kube_diff(ctx, "kserve", _documents(files[kserve.RECORD_FILE])[0]))
+    return rows
+
+
+def _diff_storage(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import storage
+    from kservectl.phases.base import LiveValues
+
+    status = storage.status(ctx)
+    b = status["bucket"]
+    rows = [_row("storage", f"S3 bucket {b['name']}",
+                 "create" if not b["exists"] else ("keep" if b["ok"] else "change"), b.get("problem") or "")]
+    for p in status["policies"]:
+        action = "create" if not p["exists"] else ("keep" if p.get("matches") else "change")
+        rows.append(_row("storage", f"IAM policy {p['name']}", action))
+    for r in status["roles"]:
+        attached = any(p["name"] in r.get("attached_policies", []) for p in status["policies"]
+                       if p["component"] == r["component"])
+        action = "create" if not r["exists"] else ("keep" if r.get("trust_matches") and attached else "change")
+        rows.append(_row("storage", f"IAM role {r['name']}", action))
+    issuer = status["oidc"]["issuer"]
+    live = LiveValues(account_id=status["account_id"], **({"oidc_issuer": issuer} if issuer else {}))
+    for doc in storage.service_account_manifests(ctx, live):
+        label = f"ServiceAccount {doc['metadata']['namespace']}/{doc['metadata']['name']}"
+        rows.append(_in_cluster("storage", label, mode, why, lambda d=doc, lb=label: _kube_diff(ctx, "storage", d, lb)))
+    return rows
+
+
+def _diff_mlflow(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import mlflow, storage
+    from kservectl.phases.base import LiveValues
+    from kservectl.render import placeholder
+
+    mlflow.check_config(ctx)
+    refs = mlflow.storage_refs(ctx, LiveValues(account_id=storage.account_id(ctx)))
+    lb = None
+    if ctx.config.mlflow.public:
+        lb = placeholder("mlflow-lb-hostname")
+        if mode == "read":
+            from kservectl.phases import serve
+
+            public = serve.mlflow_public_url(ctx)
+            lb = public.split("//", 1)[1].rsplit(":", 1)[0] if public else lb
+    docs = mlflow.render_manifests(mlflow.template_values(ctx, refs, lb)).docs
+    rows = []
+    for doc in docs.values():
+        from kservectl.kube import Ref
+
+        label = str(Ref.of(doc))
+        rows.append(_in_cluster("mlflow", label, mode, why, lambda d=doc, lb_=label: _kube_diff(ctx, "mlflow", d, lb_)))
+    return rows
+
+
+def _diff_serve(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
+    from kservectl.phases import serve
+
+    m = ctx.config.model
+    label = f"InferenceService {ctx.config.namespaces.models}/{m.name}"
+
+    def read() -> dict[str, str]:
+        current = serve.get(ctx, m.name)
+        if current is None:
+            return _row("serve", label, "create")
+        d = serve.describe(current)
+        if m.uri and m.uri.startswith("s3://") and d["storage_uri"] != m.uri.rstrip("/"):
+            return _row("serve", label, "change", f"serves {d['storage_uri']}")
+        if m.uri and not m.uri.startswith("s3://") and d["model_uri"] != m.uri:
+            return _row("serve", label, "change", f"serves {d['model_uri']}")
+        return _row("serve", label, "keep", f"serves {d['model_uri'] or d['storage_uri']}")
+
+    return [_in_cluster("serve", label, mode, why, read)]
