@@ -107,12 +107,6 @@ class WaitTimeout(KservectlError):
         super().__init__(f"timed out after {timeout_s:g}s waiting for {what}: {detail}")
 
 
-class NotAvailableYet(KservectlError):
-    """A command that exists in the CLI but has no behaviour yet. Never pretends to succeed."""
-
-    exit_code = 3
-
-
 class Aborted(KservectlError):
     """The user declined a confirmation, or pressed Ctrl-C."""
 
