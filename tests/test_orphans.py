@@ -611,7 +611,9 @@ class TestOneWorld:
         orphans.search(ctx)
         assert mutating(calls) == []
         threads = {thread for thread, _, _ in calls if thread.startswith("orphans")}
-        assert len(threads) >= 5
+        # finders run on the pool's threads (how many depends on timing: an idle one is reused)
+        assert len(threads) >= 2
+        assert not any(thread == "MainThread" and service != "sts" for thread, service, _ in calls)
         services = {service for _, service, _ in calls}
         assert {"ec2", "elbv2", "elb", "cloudformation", "iam", "s3", "logs", "eks", "sts"} <= services
 
