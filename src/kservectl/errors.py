@@ -35,7 +35,7 @@ class ConfigError(UsageError):
     """A configuration value is invalid. Names the field, the value and what is allowed."""
 
     def __init__(self, field: str, value: object, allowed: str, *, source: str | None = None) -> None:
-        shown = _show(value)
+        shown = repr(value)
         where = f" (from {source})" if source else ""
         super().__init__(f"{field}={shown}{where} is invalid: {allowed}")
         self.field = field
@@ -111,9 +111,3 @@ class Aborted(KservectlError):
     """The user declined a confirmation, or pressed Ctrl-C."""
 
     exit_code = 130
-
-
-def _show(value: object) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return repr(value)

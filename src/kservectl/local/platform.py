@@ -61,8 +61,7 @@ def ensure_mlflow(ctx: Context, state: LocalState) -> tuple[procs.Proc, bool]:
         return state.mlflow, False
     if state.mlflow is not None:
         ctx.reporter.warn(f"the MLflow server (pid {state.mlflow.pid}) had exited; starting it again")
-    port = procs.choose_port(ctx.config.local.mlflow_port if state.mlflow is None else
-                             (ctx.config.local.mlflow_port or 0), "local.mlflow_port")
+    port = procs.choose_port(ctx.config.local.mlflow_port, "local.mlflow_port")
     store = state.mlflow_dir
     (store / "artifacts").mkdir(parents=True, exist_ok=True)
     argv = [
