@@ -597,6 +597,31 @@ def test_an_injected_error_fails_only_the_next_request_and_changes_nothing(
     assert kube.find("apps/v1", "Deployment", "mlflow", "default") is not None
 
 
+def test_forgetting_served_requests_keeps_those_in_flight_so_each_is_still_answered(
+        api_client: ApiClient, kube: KubeEmulatorServer) -> None:
+    core = CoreV1Api(api_client)
+    kube.create(config_map("a"))
+    events: list[dict[str, Any]] = []
+    watcher = threading.Thread(target=lambda: events.extend(watch_events(
+        core.list_namespaced_config_map, "default", until=lambda e: e["object"].metadata.name == "b")))
+    watcher.start()
+    wait_until(lambda: kube.emulator.open_watches == 1)
+    for _ in range(5):
+        core.read_namespaced_config_map("a", "default", _request_timeout=TIMEOUT)
+    kube.forget_served_requests()
+    # only the open watch is still recorded (kmock routes a request only while its root lists it)
+    wait_until(lambda: len(list(kube.emulator)) == 1)
+    kube.create(config_map("b"))
+    watcher.join(timeout=5)
+    assert [e["object"].metadata.name for e in events][-1] == "b"
+
+    # worst case: the record is trimmed while a request is being routed (a catcher runs first)
+    emulator = kube.emulator
+    emulator["get /api/v1/namespaces/default/configmaps/b"] >> (lambda: emulator.forget_served_requests())
+    answer = core.read_namespaced_config_map("b", "default", _request_timeout=TIMEOUT)
+    assert answer.metadata.name == "b"
+
+
 def test_dry_run_writes_change_nothing(api_client: ApiClient, kube: KubeEmulatorServer) -> None:
     core = CoreV1Api(api_client)
     version = kube.emulator.resource_version

@@ -503,6 +503,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _closed: bool = attrs.field(default=False, init=False)
     _pod_logs: dict[tuple[str, str, str, bool], _PodLog] = attrs.field(factory=dict, init=False)
     _pod_logs_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _request_count: int = attrs.field(default=0, init=False)
+    _in_flight: set[int] = attrs.field(factory=set, init=False)
     #: The query of every ``/log`` request, with ``namespace`` and ``pod`` added, oldest first.
     pod_log_requests: list[dict[str, str]] = attrs.field(factory=list, init=False)
 
@@ -593,6 +595,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
             log = self._pod_logs.setdefault((namespace, pod, container, False), _PodLog([], False))
             log.open = False
 
+    def forget_served_requests(self) -> None:
+        """
+        Drop the record of the requests already answered (call on the server's loop).
+
+        kmock routes a request only if its root still lists it, and checks every reaction against
+        every request ever recorded (to honour slices), so a long run gets slower with each
+        request. Only the answered ones go: one still being routed must stay listed, or it would
+        find no reaction. Sliced reactions (``[:n]``) count the requests recorded, so do not call
+        this while the test relies on one.
+        """
+        self._requests[:] = [request for request in self._requests if request.id in self._in_flight]
+
     def compact_history(self) -> None:
         """Forget past events (like etcd compaction): watches from older versions get 410 Gone."""
         self._history.clear()
@@ -614,8 +628,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         try:
             if self.limit is not None and len(self._requests) >= self.limit:
                 raise KMockError("Too many requests have been served so far.")
-            request = await self._parse_request(raw_request, id=len(self._requests))
+            request = await self._parse_request(raw_request, id=self._request_count)
+            self._request_count += 1
             self._requests.append(request)
+            self._in_flight.add(request.id)
             try:
                 return await self._handle(request)
             except StreamingError as e:
@@ -623,6 +639,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 if e.__cause__ is not None:
                     raise e.__cause__  # noqa: B904 - as kmock does: the cause is the error to render
                 raise  # pragma: no cover
+            finally:
+                self._in_flight.discard(request.id)
         except Exception as e:
             if not self._errors:
                 raise
@@ -1594,6 +1612,12 @@ class KubeEmulatorServer:
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
+
+    def forget_served_requests(self) -> None:
+        """Thread-safe :meth:`KubeEmulator.forget_served_requests` (runs on the server's loop soon)."""
+        emulator, loop = self.emulator, self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(emulator.forget_served_requests)
 
     # ---- properties --------------------------------------------------------------------------
 

@@ -375,9 +375,8 @@ class Sandbox:
         """kmock checks every routing rule against every request it ever served (to honour
         slices), so each request costs more as the history grows. Without rules of the test's own
         (``kube.fail_next``), that history serves nothing: keep it short."""
-        emulator = self.kube.emulator
-        if len(emulator._payloads) == self._payloads:
-            emulator._requests.clear()
+        if len(self.kube.emulator._payloads) == self._payloads:
+            self.kube.forget_served_requests()
 
     def mark(self) -> Mark:
         return Mark(self._aws_count, len(self.tools.records()), self.kube_writes)
