@@ -303,7 +303,7 @@ def bind_pvcs(kube, delay_s: float = 0.05) -> None:
 
 
 def serve_health(kube, status: int = 200, body: bytes = b"OK") -> None:
-    kube.emulator[f"get {HEALTH_PATH}"] << status << body
+    kube.on_loop(lambda emulator: emulator[f"get {HEALTH_PATH}"] << status << body)
 
 
 @pytest.fixture

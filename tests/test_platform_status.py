@@ -143,8 +143,8 @@ def build_cluster(kube, ctx: Context, gateway_dns: str) -> None:
         "spec": {"containers": [{"name": "kserve-container"}]}, "status": {"phase": "Running"}})
     # MLflow answers its /health through the API server's service proxy (what it answers: kube.health)
     kube.health = kmock.Response(status=200, payload=b"OK")
-    kube.emulator["get", re.compile(r"/api/v1/namespaces/mlflow/services/mlflow:5000/proxy/health")] << (
-        lambda: kube.health)
+    proxy_health = re.compile(r"/api/v1/namespaces/mlflow/services/mlflow:5000/proxy/health")
+    kube.on_loop(lambda emulator: emulator["get", proxy_health] << (lambda: kube.health))
 
 
 def seed_releases(tools, ctx: Context) -> None:

@@ -1794,7 +1794,25 @@ class KubeEmulatorServer:
                                namespace=namespace if namespace is not None else ...)
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "code": code, "reason": reason, "message": message}
-        self.emulator[criteria][:times] << code << body
+        # Routing rules change on the server's loop: kmock reads its list of rules while routing.
+        self.on_loop(lambda emulator: emulator[criteria][:times] << code << body)
+
+    def on_loop(self, change: Callable[[KubeEmulator], object]) -> None:
+        """Run ``change(emulator)`` on the server's loop and wait for it (for kmock DSL changes,
+        which must not race with a request being routed)."""
+        emulator, loop = self.emulator, self._loop
+        assert loop is not None
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                change(emulator)
+                done.set_result(None)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                done.set_exception(e)
+
+        loop.call_soon_threadsafe(run)
+        done.result(timeout=10)
 
     # ---- controller simulation -----------------------------------------------------------------
 
