@@ -40,14 +40,16 @@ def test_get_of_a_missing_object_is_none_and_delete_of_it_is_false(client):
     assert client.delete(k.Ref("v1", "ConfigMap", "nope", "default")) is False
 
 
-def test_a_wait_returns_when_the_controller_makes_the_deployment_available(client, kube):
+def test_a_wait_returns_when_the_controller_makes_the_deployment_available(kube):
+    slow_chunks = Settings(waits=WaitDeadlines(watch_chunk=30.0, poll_interval=30.0), kube_request_timeout=40)
+    client = k.Kube(k.load_api_client(kube.kubeconfig, settings=slow_chunks), settings=slow_chunks)
     kube.simulate_deployment_rollout(delay_s=0.3)
     client.apply(deployment())
     started = time.monotonic()
     obj = client.wait_for(k.Ref("apps/v1", "Deployment", "web", "default"), k.deployment_available,
-                          what="Deployment default/web Available", timeout=10)
+                          what="Deployment default/web Available", timeout=60)
     assert obj["status"]["availableReplicas"] == 1
-    assert time.monotonic() - started < 5  # woken by the watch event, not by the chunk timeout
+    assert time.monotonic() - started < 15  # woken by the watch event, not by the 30 s chunk or poll
 
 
 def test_a_wait_that_times_out_names_what_is_pending_and_recent_events(client, kube):
@@ -142,3 +144,44 @@ def test_a_missing_kubeconfig_says_how_to_get_one(tmp_path):
     with pytest.raises(KubeError) as info:
         k.load_api_client(tmp_path / "absent")
     assert "kservectl cluster create" in info.value.one_line()
+
+
+# -- an overloaded or briefly failing API server ------------------------------------------------
+def test_a_read_answered_503_is_sent_again_and_succeeds(kube):
+    from kservectl.clock import FakeClock
+
+    clock = FakeClock()
+    c = k.Kube(k.load_api_client(kube.kubeconfig, settings=FAST), settings=FAST, clock=clock)
+    c.apply(deployment())
+    kube.fail_next("get", "apps/v1", "Deployment", code=503, reason="ServiceUnavailable", times=2)
+    assert c.get("apps/v1", "Deployment", "web", "default")["metadata"]["name"] == "web"
+    assert clock.sleeps == [0.5, 1.0]  # FAST's backoff: initial 0.5, doubling
+
+
+def test_a_write_answered_429_waits_as_the_server_asks_and_a_write_answered_500_is_not_repeated(kube):
+    from kservectl.clock import FakeClock
+
+    clock = FakeClock()
+    c = k.Kube(k.load_api_client(kube.kubeconfig, settings=FAST), settings=FAST, clock=clock)
+    kube.fail_next("create", "apps/v1", "Deployment", code=429, reason="TooManyRequests", retry_after=3)
+    assert c.apply(deployment()) == "created"
+    assert clock.sleeps == [3.0]
+    assert kube.find("apps/v1", "Deployment", "web", "default") is not None
+
+    kube.fail_next("create", "v1", "ConfigMap", code=500, message="etcdserver: request timed out")
+    with pytest.raises(KubeError, match="etcdserver: request timed out"):
+        c.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}})
+    assert clock.sleeps == [3.0]  # a write that may have happened is the caller's to retry
+    assert kube.find("v1", "ConfigMap", "c", "default") is None
+
+
+def test_a_read_that_keeps_failing_returns_the_last_answer_after_the_bounded_attempts(kube):
+    from kservectl.clock import FakeClock
+
+    clock = FakeClock()
+    c = k.Kube(k.load_api_client(kube.kubeconfig, settings=FAST), settings=FAST, clock=clock)
+    kube.fail_next("list", "v1", "Node", code=503, reason="ServiceUnavailable", times=10,
+                   message="the server is currently unable to handle the request")
+    with pytest.raises(KubeError, match="503: the server is currently unable to handle the request"):
+        c.list("v1", "Node")
+    assert len(clock.sleeps) == FAST.kube_retry.attempts - 1

@@ -112,9 +112,21 @@ def load_api_client(kubeconfig: Path | None, context: str | None = None, setting
     except Exception as exc:  # ConfigException, FileNotFoundError, yaml errors
         where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
         raise KubeError(f"cannot load {where}: {exc}",
-                        hint="create the cluster first (`kservectl cluster create`) or pass --kubeconfig") from exc
+                        hint="run `kservectl cluster create`: it creates the cluster, or finds it and "
+                             "writes its kubeconfig") from exc
     configuration.retries = 3
     return client.ApiClient(configuration)
+
+
+_TRANSIENT_READ = frozenset({500, 502, 503, 504})
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (the API server sends whole seconds)."""
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
 
 
 class Kube:
@@ -134,9 +146,30 @@ class Kube:
         self.watch_enabled = watch
 
     # -- transport ---------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
-                 body: Any = None, content_type: str | None = None, timeout: float | None = None,
-                 stream: bool = False) -> tuple[int, Any]:
+    def _request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """One API call, sent again while the server says it is overloaded or briefly failing.
+
+        As client-go does: 429 (priority and fairness) is retried for every verb, after the
+        server's ``Retry-After``, since the server did nothing; 5xx only for reads, since a write
+        may have happened. Bounded by ``settings.kube_retry`` on the injected clock; the last
+        answer is returned to the caller as it came.
+        """
+        policy = self.settings.kube_retry
+        delay = policy.initial
+        for attempt in range(1, policy.attempts + 1):
+            status, payload, retry_after = self._send(method, path, **kwargs)
+            retryable = status == 429 or (method == "GET" and status in _TRANSIENT_READ)
+            if not retryable or attempt == policy.attempts:
+                return status, payload
+            if kwargs.get("stream"):
+                payload.read()  # the short error body: the connection goes back to the pool
+            self.clock.sleep(min(retry_after if retry_after is not None else delay, policy.maximum))
+            delay = min(delay * 2, policy.maximum)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns
+
+    def _send(self, method: str, path: str, *, query: list[tuple[str, Any]] | None = None,
+              body: Any = None, content_type: str | None = None, timeout: float | None = None,
+              stream: bool = False) -> tuple[int, Any, float | None]:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -156,14 +189,15 @@ class Kube:
         except HTTPError as exc:
             raise KubeError(f"cannot reach the Kubernetes API ({method} {path}): {exc}",
                             hint="check the cluster endpoint and your network") from exc
+        retry_after = _retry_after(response.headers.get("Retry-After")) if response.status == 429 else None
         if stream:
-            return response.status, response
+            return response.status, response, retry_after
         data = response.read()
         try:
             payload = json.loads(data) if data else None
         except ValueError:
             payload = {"message": data[:200].decode("utf-8", "replace")}
-        return response.status, payload
+        return response.status, payload, retry_after
 
     def _checked(self, method: str, path: str, ok: Iterable[int] = (200, 201, 202), **kwargs: Any) -> Any:
         status, payload = self._request(method, path, **kwargs)

@@ -76,6 +76,8 @@ class Settings:
     # `up`: after Ctrl-C, how long running phases get to stop their tools before kservectl exits.
     interrupt_grace: float = 20.0
     kube_request_timeout: float = 30.0
+    # A Kubernetes API call answered 429 (any verb) or 5xx (reads) is sent again, at most this often.
+    kube_retry: Backoff = field(default_factory=lambda: Backoff(attempts=4, initial=0.5, maximum=10.0))
     waits: WaitDeadlines = field(default_factory=WaitDeadlines)
     http: HttpTimeouts = field(default_factory=HttpTimeouts)
 

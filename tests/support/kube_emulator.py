@@ -1777,11 +1777,13 @@ class KubeEmulatorServer:
     def fail_next(self, verb: Literal["create", "get", "list", "watch", "update", "delete"],
                   api_version: str, kind: str, *, code: int = 500, reason: str = "InternalError",
                   message: str = "an error injected by the test", times: int = 1,
-                  name: str | None = None, namespace: str | None = None) -> None:
+                  name: str | None = None, namespace: str | None = None,
+                  retry_after: int | None = None) -> None:
         """
         Answer the next ``times`` matching requests with a ``Status`` error, changing nothing.
 
         ``verb`` ``update`` covers PATCH and PUT; ``get`` is a single-object read.
+        ``retry_after`` adds the ``Retry-After`` header (seconds), as a server sends with 429.
         """
         found = self.emulator.find_resource(api_version, kind)
         if found is None:
@@ -1795,7 +1797,15 @@ class KubeEmulatorServer:
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "code": code, "reason": reason, "message": message}
         # Routing rules change on the server's loop: kmock reads its list of rules while routing.
-        self.on_loop(lambda emulator: emulator[criteria][:times] << code << body)
+        def react(emulator: KubeEmulator) -> None:
+            # kmock's slices index every matching request recorded so far: start after those
+            seen = len(list(emulator[criteria]))
+            reaction = emulator[criteria][seen:seen + times] << code
+            if retry_after is not None:
+                reaction = reaction << kmock.headers({"Retry-After": str(retry_after)})
+            reaction << body
+
+        self.on_loop(react)
 
     def on_loop(self, change: Callable[[KubeEmulator], object]) -> None:
         """Run ``change(emulator)`` on the server's loop and wait for it (for kmock DSL changes,
