@@ -2,12 +2,15 @@
 
 Every failure that crosses a layer boundary is one of these; library exceptions are wrapped
 with their cause chained (``raise X(...) from exc``). The CLI turns them into one line on
-stderr and the exit code they carry. Nothing here prints or exits.
+stderr and the exit code they carry. Nothing here prints or exits. A message never carries a
+credential: what looks like one (a URL's password, an access key) is masked when it is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from kservectl.redact import scrub
 
 
 class KservectlError(Exception):
@@ -16,6 +19,9 @@ class KservectlError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages often quote a library's error, which may quote a URL with its password.
+        message = scrub(message)
+        hint = scrub(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint

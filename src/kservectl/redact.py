@@ -24,6 +24,13 @@ _SECRET_FLAGS = frozenset(
 )
 
 
+def scrub(text: str) -> str:
+    """Mask what looks like a credential (no list of known secrets needed)."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
@@ -38,9 +45,7 @@ class Redactor:
     def text(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+        return scrub(text)
 
     def argv(self, argv: Iterable[str]) -> list[str]:
         out: list[str] = []

@@ -94,7 +94,9 @@ def make_context(
     from kservectl.cli.console import ConsoleReporter
 
     reporter = ConsoleReporter(quiet=quiet)
-    return Context(config=loaded.config, dry_run=dry_run, command=command, reporter=reporter), loaded
+    ctx = Context(config=loaded.config, dry_run=dry_run, command=command, reporter=reporter)
+    reporter.redactor = ctx.redactor
+    return ctx, loaded
 
 
 def emit(data: Any, output: Output, table: Callable[[], None] | None = None) -> None:

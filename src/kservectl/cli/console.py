@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kservectl.events import Reporter
+from kservectl.redact import Redactor
 
 
 def stderr_console():
@@ -24,8 +25,12 @@ def stdout_console():
 
 
 class ConsoleReporter(Reporter):
-    def __init__(self, quiet: bool = False) -> None:
+    """Progress on stderr. Every line goes through ``redactor`` (the context's: it knows the
+    secrets the phases generated, and masks what looks like a credential)."""
+
+    def __init__(self, quiet: bool = False, redactor: Redactor | None = None) -> None:
         self.quiet = quiet
+        self.redactor = redactor or Redactor()
         self._console = None
         self._last_wait: tuple[str, str] | None = None
 
@@ -38,12 +43,13 @@ class ConsoleReporter(Reporter):
     def _print(self, text: str, style: str | None = None) -> None:
         if self.quiet:
             return
-        self.console.print(text, style=style, markup=False)
+        self.console.print(self.redactor.text(text), style=style, markup=False)
 
     def info(self, message: str) -> None:
         self._print(message)
 
     def warn(self, message: str) -> None:
+        message = self.redactor.text(message)
         if self._console is None and not sys.stderr.isatty():
             print(f"Warning: {message}", file=sys.stderr)
             return
