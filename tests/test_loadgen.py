@@ -99,14 +99,15 @@ def test_closed_loop_figures_match_a_server_with_known_latency(slow_50ms):
 
     report = loadgen.run(spec)
 
-    # 4 clients, each waiting 50 ms per request: about 80 requests per second
-    assert 50 <= report.rps <= 84, report.as_dict()
+    # 4 clients, each waiting 50 ms per request: at most 80 requests per second (a busy machine
+    # only lowers it, so the upper bounds are the physics and the lower ones are loose)
+    assert 25 <= report.rps <= 84, report.as_dict()
     assert report.requests == slow_50ms.count
     assert report.status_codes == {"200": report.requests}
     assert report.error_rate == 0.0
-    assert 49 <= report.percentile(50) <= 90
+    assert 49 <= report.percentile(50) <= 250
     assert report.percentile(50) <= report.percentile(95) <= report.percentile(99) <= max(report.latencies_ms)
-    assert 1.45 <= report.duration_s <= 2.0
+    assert 1.45 <= report.duration_s <= 3.5
 
 
 def test_a_request_count_bounds_the_run_exactly(slow_50ms):
@@ -115,7 +116,7 @@ def test_a_request_count_bounds_the_run_exactly(slow_50ms):
     report = loadgen.run(spec)
 
     assert report.requests == 10 == slow_50ms.count
-    assert report.duration_s < 5
+    assert report.duration_s < 15  # well before the 30 s duration: the count ended it
 
 
 def test_open_loop_sends_at_the_requested_rate():
@@ -205,7 +206,7 @@ def test_cold_start_is_the_time_until_a_server_unavailable_at_first_answers():
 
     assert cold.ok
     assert cold.status == 200
-    assert 0.55 <= cold.seconds <= 1.5
+    assert 0.55 <= cold.seconds <= 4.0
     assert cold.attempts >= 5
 
 
@@ -223,8 +224,8 @@ def test_cold_start_is_the_time_a_held_first_request_takes():
         warm = loadgen.run(loadgen.LoadSpec(server.url, b"{}", concurrency=1, duration_s=5, max_requests=5))
 
     assert cold.ok and cold.attempts == 1
-    assert 0.75 <= cold.seconds <= 1.5
-    assert warm.percentile(99) < 200  # the steady state is not the cold start
+    assert 0.75 <= cold.seconds <= 4.0
+    assert warm.percentile(99) < 700  # the steady state is not the 800 ms cold start
 
 
 def test_cold_start_gives_up_at_its_deadline_and_says_why():
@@ -302,8 +303,8 @@ def test_a_service_at_zero_gets_its_cold_start_measured_before_anything_wakes_it
     load = result["results"][0]["load"]
     assert result["ok"], result
     assert load["cold_start"]["ok"] and load["cold_start"]["attempts"] == 1
-    assert 0.75 <= load["cold_start"]["seconds"] <= 2.0
-    assert load["p99_ms"] < 500  # the steady state does not include the cold start
+    assert 0.75 <= load["cold_start"]["seconds"] <= 4.0
+    assert load["p99_ms"] < 700  # the steady state does not include the 800 ms cold start
     assert server.hosts[0] == "wine-predictor.models.example.com"
     assert "wine: measuring the cold start (first request from zero replicas)" in " ".join(
         ctx.reporter.messages("step"))
