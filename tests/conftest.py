@@ -18,6 +18,44 @@ import pytest
 pytest_plugins = ["support.kube_emulator", "support.fake_tools", "support.schemas"]
 
 REPO = Path(__file__).resolve().parents[1]
+#: The environment pytest started with, before any test isolated itself from it: only the
+#: ``live`` tests (real AWS, opt-in) read it.
+STARTING_ENV = dict(os.environ)
+
+
+def live_opt_in() -> str | None:
+    """Why the ``live`` tests are skipped, or None when they may run: KSERVECTL_LIVE=1 and an
+    AWS identity the default credential chain resolves."""
+    if STARTING_ENV.get("KSERVECTL_LIVE") != "1":
+        return "live tests against real AWS run only with KSERVECTL_LIVE=1 and AWS credentials"
+    import boto3
+
+    session = boto3.Session(profile_name=STARTING_ENV.get("AWS_PROFILE"))
+    if session.get_credentials() is None:
+        return "KSERVECTL_LIVE=1 but no AWS credentials resolve (profile, environment or instance role)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    live = [item for item in items if item.get_closest_marker("live")]
+    if not live:
+        return
+    reason = live_opt_in()
+    if reason is not None:
+        for item in live:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """For ``live`` tests: the real AWS_* and KSERVECTL_LIVE_* settings back (isolated_env removed
+    them), with a fresh KSERVECTL_HOME. Returns the environment for a kservectl subprocess."""
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in STARTING_ENV.items():
+        if name.startswith(("AWS_", "KSERVECTL_LIVE")):
+            monkeypatch.setenv(name, value)
+    return dict(os.environ)
 
 
 @pytest.fixture(autouse=True)
