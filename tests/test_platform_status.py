@@ -240,7 +240,7 @@ def test_a_failing_read_shows_its_error_in_its_row_and_the_rest_still_shows(cli,
 
     monkeypatch.setattr(storage, "status", broken)
     platform.fail_next("list", ISVC, "InferenceService", code=500, reason="InternalError",
-                       message="etcdserver: request timed out")
+                       message="etcdserver: request timed out", times=10)  # more than kservectl retries a read
     result = cli(*ARGS, "-o", "json")
     assert result.exit_code == 1
     by = rows(json.loads(result.stdout))
