@@ -58,10 +58,15 @@ def test_the_orphan_search_for_a_cluster_that_never_existed_finds_nothing_and_ch
 def journey_cluster(live_env, region, unused_cluster) -> Iterator[str]:
     if live_env.get("KSERVECTL_LIVE_JOURNEY") != "1":
         pytest.skip("the whole journey creates an EKS cluster: set KSERVECTL_LIVE_JOURNEY=1 as well")
+    import boto3
+
+    account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     yield unused_cluster
-    # whatever happened above, leave nothing billed behind
-    kservectl(live_env, "cleanup", "-c", unused_cluster, "-r", region, "--delete-data", "--yes", timeout=3600)
-    kservectl(live_env, "cleanup", "--orphans", "-c", unused_cluster, "-r", region, "--yes", timeout=3600)
+    # whatever happened above, leave nothing billed behind (pinned to the account the test ran in)
+    pinned = ("-c", unused_cluster, "-r", region, "--yes", "--account", account)
+    down = kservectl(live_env, "cleanup", *pinned, "--delete-data", timeout=3600)
+    swept = kservectl(live_env, "cleanup", "--orphans", *pinned, "--delete-data", timeout=3600)
+    assert down.returncode == 0 and swept.returncode == 0, (down.stderr[-2000:], swept.stderr[-2000:])
 
 
 def test_the_whole_journey_serves_the_model_over_both_protocols_and_cleans_up(live_env, region, journey_cluster):
@@ -74,7 +79,7 @@ def test_the_whole_journey_serves_the_model_over_both_protocols_and_cleans_up(li
     assert tested.returncode == 0, tested.stdout[-4000:]
 
     down = kservectl(live_env, "cleanup", "-c", journey_cluster, "-r", region, "--delete-data", "--yes",
-                     "-o", "json", timeout=3600)
+                     "-o", "json", timeout=3600)  # (the fixture sweeps again, account-pinned)
     assert down.returncode == 0, down.stderr[-4000:]
     left = kservectl(live_env, "cleanup", "--orphans", "-c", journey_cluster, "-r", region, "-o", "json")
     assert json.loads(left.stdout)["orphans"] == [], left.stdout

@@ -33,14 +33,18 @@ from kservectl.context import Context
 from kservectl.errors import UsageError
 from kservectl.events import RecordingReporter
 from kservectl.orphans import (
+    AUTOSCALING_GROUP,
     BUCKET,
     CLASSIC_ELB,
+    EC2_INSTANCE,
+    EKS_CLUSTER,
     ELASTIC_IP,
     INSTANCE_PROFILE,
     LOAD_BALANCER,
     LOG_GROUP,
     NAT_GATEWAY,
     NETWORK_INTERFACE,
+    NODEGROUP,
     OIDC_PROVIDER,
     POLICY,
     ROLE,
@@ -56,6 +60,7 @@ ELSEWHERE = "us-east-1"
 ACCOUNT = "123456789012"
 CLUSTER = "prod"
 DECOY = "prod-2"
+IMAGE = "ami-12c6146b"  # one of moto's own images (listing them all takes seconds)
 
 # --------------------------------------------------------------------------- the world
 
@@ -65,10 +70,11 @@ class World:
     orphans: dict[tuple[str, str], str] = field(default_factory=dict)  # (type, id) -> name
     decoys: list[tuple[str, str, str, str]] = field(default_factory=list)  # (type, id, name, region)
     lookalikes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    shared: list[tuple[str, str, str, str]] = field(default_factory=list)  # kubernetes.io/cluster/prod=shared
     elsewhere: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def untouchable(self) -> list[tuple[str, str, str, str]]:
-        return self.decoys + self.lookalikes + self.elsewhere
+        return self.decoys + self.lookalikes + self.shared + self.elsewhere
 
 
 _BOTO: dict[tuple[str, str], Any] = {}
@@ -103,6 +109,8 @@ class Builder:
         self.logs = client("logs", region)
         self.s3 = client("s3", region)
         self.cf = client("cloudformation", region)
+        self.eks = client("eks", region)
+        self.autoscaling = client("autoscaling", region)
         self.vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         self.subnets = [
             self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=f"10.0.{i}.0/24",
@@ -169,6 +177,40 @@ class Builder:
         volume = self.ec2.create_volume(AvailabilityZone=f"{self.region}a", Size=size, VolumeType=kind,
                                         TagSpecifications=specs("volume", tags))
         return self.file(role, VOLUME, volume["VolumeId"], "")
+
+    def eks_cluster(self, role: str, name: str, tags: dict[str, str], *, status: str = "FAILED",
+                    nodegroups: dict[str, dict[str, str]] | None = None) -> str:
+        """An EKS cluster in ``status`` with managed node groups ({name: tags}), filed under ``role``
+        too (moto makes every cluster ACTIVE: its backend is told otherwise, after the node groups)."""
+        from moto.eks.models import eks_backends
+
+        arn = self.eks.create_cluster(name=name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks-{name}", tags=tags,
+                                      resourcesVpcConfig={"subnetIds": self.subnets})["cluster"]["arn"]
+        for group_name, group_tags in (nodegroups or {}).items():
+            group = self.eks.create_nodegroup(clusterName=name, nodegroupName=group_name, subnets=self.subnets,
+                                              nodeRole=f"arn:aws:iam::{ACCOUNT}:role/nodes-{name}",
+                                              instanceTypes=["m5.xlarge"], tags=group_tags)["nodegroup"]
+            self.file(role, NODEGROUP, group["nodegroupArn"], group_name)
+        eks_backends[ACCOUNT][self.region].clusters[name].status = status
+        return self.file(role, EKS_CLUSTER, arn, name)
+
+    def instance(self, role: str, tags: dict[str, str], kind: str = "m5.xlarge") -> str:
+        instance = self.ec2.run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1, InstanceType=kind,
+                                          SubnetId=self.subnets[0], TagSpecifications=specs("instance", tags))
+        return self.file(role, EC2_INSTANCE, instance["Instances"][0]["InstanceId"], tags.get("Name", ""))
+
+    def autoscaling_group(self, role: str, name: str, tags: dict[str, str], *, desired: int = 1) -> str:
+        """An Auto Scaling group whose tags propagate to its instances (filed under ``role`` too)."""
+        self.ec2.create_launch_template(LaunchTemplateName=f"lt-{name}",
+                                        LaunchTemplateData={"ImageId": IMAGE, "InstanceType": "m5.xlarge"})
+        self.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": f"lt-{name}"}, MinSize=0, MaxSize=3,
+            DesiredCapacity=desired, VPCZoneIdentifier=self.subnets[0],
+            Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in tags.items()])
+        group = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+        for instance in group["Instances"]:
+            self.file(role, EC2_INSTANCE, instance["InstanceId"], "")
+        return self.file(role, AUTOSCALING_GROUP, group["AutoScalingGroupARN"], name)
 
     def stack(self, role: str, name: str, tags: dict[str, str], resources: dict[str, str]) -> dict[str, str]:
         """A stack of IAM resources ({logical id: type}); returns {logical id: full id} and files
@@ -314,6 +356,25 @@ def build_world() -> World:
     b.security_group("decoys", f"eksctl-{d}-cluster-ControlPlaneSecurityGroup-2DEF",
                      {"aws:cloudformation:stack-name": f"eksctl-{d}-cluster"})
     b.security_group("lookalikes", f"eksctl-{c}-cluster-lookalike", {})
+    # used by prod, owned by none (a group of several clusters): never prod's to delete
+    b.security_group("shared", f"shared-nodes-{c}", {f"kubernetes.io/cluster/{c}": "shared"})
+    b.security_group("shared", f"shared-and-tagged-{c}", {f"kubernetes.io/cluster/{c}": "shared",
+                                                          "kservectl.io/cluster": c})
+
+    # -- compute: the cluster itself FAILED (no stack made it: found by DescribeCluster), its managed
+    #    node group, an eksctl node group's Auto Scaling group (its instance tagged through it), a
+    #    lone node; prod-2's FAILED cluster with its node group, and its Auto Scaling group
+    b.eks_cluster("orphan", c, {"kservectl.io/cluster": c, "alpha.eksctl.io/cluster-name": c}, nodegroups={
+        "ng-managed": {"alpha.eksctl.io/cluster-name": c, "alpha.eksctl.io/nodegroup-name": "ng-managed"}})
+    b.autoscaling_group("orphan", f"eksctl-{c}-nodegroup-ng-1-NodeGroup-ABC", {
+        "alpha.eksctl.io/cluster-name": c, f"kubernetes.io/cluster/{c}": "owned",
+        f"k8s.io/cluster-autoscaler/{c}": "owned"})
+    b.instance("orphan", {"eks:cluster-name": c, "eks:nodegroup-name": "ng-managed", "Name": f"{c}-ng-managed-node"})
+    b.eks_cluster("decoys", d, {"kservectl.io/cluster": d},
+                  nodegroups={"ng-managed": {"alpha.eksctl.io/cluster-name": d}})
+    b.autoscaling_group("decoys", f"eksctl-{d}-nodegroup-ng-1-NodeGroup-DEF", {
+        "alpha.eksctl.io/cluster-name": d, f"kubernetes.io/cluster/{d}": "owned"})
+    b.instance("lookalikes", {"Name": f"{c}-bastion", f"k8s.io/cluster-autoscaler/{c}": "owned"})
 
     # -- volumes: a PVC volume of the CSI driver with kservectl's StorageClass tags, an in-tree one
     b.volume("orphan", {"kservectl.io/cluster": c, f"kubernetes.io/cluster/{c}": "owned",
@@ -378,6 +439,8 @@ def build_world() -> World:
     e.volume("elsewhere", {"kservectl.io/cluster": c, f"kubernetes.io/cluster/{c}": "owned"})
     e.security_group("elsewhere", f"k8s-traffic-{c}-eeeeeeeeee", {"elbv2.k8s.aws/cluster": c})
     e.log_group("elsewhere", f"/aws/eks/{c}/cluster")
+    e.eks_cluster("elsewhere", c, {"kservectl.io/cluster": c})
+    e.instance("elsewhere", {"eks:cluster-name": c})
     e.bucket("elsewhere", f"kservectl-{c}-{ACCOUNT}-{ELSEWHERE}", {"kservectl.io/cluster": c})
     east_provider = e.oidc("elsewhere", ELSEWHERE, "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE",
                            {"alpha.eksctl.io/cluster-name": c})
@@ -395,7 +458,17 @@ def exists(kind: str, rid: str, name: str, region: str) -> bool:
     ec2 = client("ec2", region)
     iam_client = client("iam", region)
     try:
-        if kind == LOAD_BALANCER:
+        if kind == EKS_CLUSTER:
+            client("eks", region).describe_cluster(name=name)
+        elif kind == NODEGROUP:
+            client("eks", region).describe_nodegroup(clusterName=rid.split("/")[1], nodegroupName=name)
+        elif kind == AUTOSCALING_GROUP:
+            return bool(client("autoscaling", region).describe_auto_scaling_groups(
+                AutoScalingGroupNames=[name])["AutoScalingGroups"])
+        elif kind == EC2_INSTANCE:
+            state = ec2.describe_instances(InstanceIds=[rid])["Reservations"][0]["Instances"][0]["State"]["Name"]
+            return state not in ("shutting-down", "terminated")
+        elif kind == LOAD_BALANCER:
             client("elbv2", region).describe_load_balancers(LoadBalancerArns=[rid])
         elif kind == TARGET_GROUP:
             client("elbv2", region).describe_target_groups(TargetGroupArns=[rid])
@@ -434,7 +507,8 @@ def exists(kind: str, rid: str, name: str, region: str) -> bool:
             raise AssertionError(kind)
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
-        if "NotFound" in code or code in ("NoSuchEntity", "404", "NoSuchBucket", "ValidationError"):
+        if "NotFound" in code or code in ("NoSuchEntity", "404", "NoSuchBucket", "ValidationError",
+                                          "ResourceNotFoundException"):
             return False
         raise
     return True
@@ -522,7 +596,8 @@ class TestOneWorld:
         assert found_keys(result) == set(world.orphans)
         listed = {rid for _, rid, _, _ in world.untouchable()}
         assert not listed & {o.id for o in result.orphans}
-        assert result.account_id == ACCOUNT and result.complete and result.cluster_status is None
+        assert result.account_id == ACCOUNT and result.complete
+        assert result.cluster_status == "FAILED" and not result.cluster_alive
         types_found = {o.type for o in result.orphans}
         assert types_found == set(orphans.TYPES)  # every type has an orphan in this world
 
@@ -552,9 +627,11 @@ class TestOneWorld:
         ranks = [o.rank for o in found]
         assert ranks == sorted(ranks)
         order = list(dict.fromkeys(o.type for o in found))
-        assert order == [CLASSIC_ELB, LOAD_BALANCER, TARGET_GROUP, NETWORK_INTERFACE, NAT_GATEWAY, ELASTIC_IP,
-                         SECURITY_GROUP, VOLUME, STACK, INSTANCE_PROFILE, ROLE, POLICY, OIDC_PROVIDER, LOG_GROUP,
-                         BUCKET]
+        # the compute (node groups, Auto Scaling groups, instances) before the EKS cluster, and the
+        # cluster before the VPC pieces it holds (ENIs, security groups)
+        assert order == [CLASSIC_ELB, LOAD_BALANCER, NODEGROUP, AUTOSCALING_GROUP, EC2_INSTANCE, EKS_CLUSTER,
+                         TARGET_GROUP, NETWORK_INTERFACE, NAT_GATEWAY, ELASTIC_IP, SECURITY_GROUP, VOLUME, STACK,
+                         INSTANCE_PROFILE, ROLE, POLICY, OIDC_PROVIDER, LOG_GROUP, BUCKET]
         stacks = [o.name for o in found if o.type == STACK]
         assert stacks[-1] == "eksctl-prod-cluster" and len(stacks) == 3
 
@@ -579,18 +656,24 @@ class TestOneWorld:
         assert result.lookalikes == {
             LOAD_BALANCER: 1, TARGET_GROUP: 1, CLASSIC_ELB: 1, NETWORK_INTERFACE: 1, NAT_GATEWAY: 1, ELASTIC_IP: 1,
             SECURITY_GROUP: 1, VOLUME: 1, STACK: 1, ROLE: 7, POLICY: 1, INSTANCE_PROFILE: 1, LOG_GROUP: 1, BUCKET: 1,
+            EC2_INSTANCE: 1,
         }
-        # prod-2's resources of every type, plus prod's IAM of us-east-1 (IAM is global; its OIDC issuer
+        # prod-2's resources of every type (its EKS cluster and node group are never read: only
+        # cluster prod is described), plus prod's IAM of us-east-1 (IAM is global; its OIDC issuer
         # names the region), never this cluster's
         assert result.other_clusters == {
             LOAD_BALANCER: 1, TARGET_GROUP: 1, CLASSIC_ELB: 1, NETWORK_INTERFACE: 1, NAT_GATEWAY: 1, ELASTIC_IP: 2,
             SECURITY_GROUP: 2, VOLUME: 1, STACK: 1, INSTANCE_PROFILE: 1, ROLE: 2, POLICY: 1, OIDC_PROVIDER: 2,
-            LOG_GROUP: 1, BUCKET: 1,
+            LOG_GROUP: 1, BUCKET: 1, AUTOSCALING_GROUP: 1, EC2_INSTANCE: 1,
         }
+        # kubernetes.io/cluster/prod=shared: used by prod, owned by none (also when kservectl's tag is there)
+        assert result.shared == {SECURITY_GROUP: 2}
         notes = result.notes()
-        assert any(line.startswith("20 resources look related but carry no ownership evidence: not touched")
+        assert any(line.startswith("21 resources look related but carry no ownership evidence: not touched")
                    for line in notes)
         assert any("belong to another cluster: not touched" in line for line in notes)
+        assert "2 resources are not owned, shared: tagged kubernetes.io/cluster/prod=shared (used by prod, owned " \
+               "by none): not touched (2 security-group)" in notes
 
     def test_the_text_listing_shows_every_full_id_untruncated(self, shared_world):
         result = orphans.search(make_ctx())
@@ -661,21 +744,25 @@ def test_a_cluster_that_still_exists_is_named_and_its_issuer_is_evidence(mock_aw
 # --------------------------------------------------------------------------- evidence rules
 
 
-@pytest.mark.parametrize(("tags", "ours", "others", "related"), [
-    ({"ebs.csi.aws.com/cluster": "true"}, (), (), True),
-    ({"kubernetes.io/created-for/pvc/name": "mlflow"}, (), (), True),
-    ({"kubernetes.io/cluster/prod": "owned"}, ("tag kubernetes.io/cluster/prod=owned",), (), False),
-    ({"kubernetes.io/cluster/prod": "shared"}, ("tag kubernetes.io/cluster/prod=shared",), (), False),
-    ({"kubernetes.io/cluster/prod": "1"}, (), (), True),
-    ({"kubernetes.io/cluster/prod-2": "owned"}, (), ("prod-2",), True),
-    ({"elbv2.k8s.aws/cluster": "prod-2"}, (), ("prod-2",), True),
-    ({"elbv2.k8s.aws/cluster": "pro"}, (), ("pro",), True),
+@pytest.mark.parametrize(("tags", "ours", "others", "related", "shared"), [
+    ({"ebs.csi.aws.com/cluster": "true"}, (), (), True, False),
+    ({"kubernetes.io/created-for/pvc/name": "mlflow"}, (), (), True, False),
+    ({"kubernetes.io/cluster/prod": "owned"}, ("tag kubernetes.io/cluster/prod=owned",), (), False, False),
+    # shared means used, not owned: no ownership, and it is never deleted (counted apart)
+    ({"kubernetes.io/cluster/prod": "shared"}, (), (), True, True),
+    ({"kubernetes.io/cluster/prod": "shared", "kservectl.io/cluster": "prod"},
+     ("tag kservectl.io/cluster=prod",), (), True, True),
+    ({"kubernetes.io/cluster/prod": "1"}, (), (), True, False),
+    ({"kubernetes.io/cluster/prod-2": "owned"}, (), ("prod-2",), True, False),
+    ({"elbv2.k8s.aws/cluster": "prod-2"}, (), ("prod-2",), True, False),
+    ({"elbv2.k8s.aws/cluster": "pro"}, (), ("pro",), True, False),
     ({"kservectl.io/cluster": "prod", "kubernetes.io/cluster/prod-2": "shared"},
-     ("tag kservectl.io/cluster=prod",), ("prod-2",), True),
-    ({"Name": "prod"}, (), (), False),
+     ("tag kservectl.io/cluster=prod",), ("prod-2",), True, False),
+    ({"k8s.io/cluster-autoscaler/prod": "owned"}, (), (), True, False),
+    ({"Name": "prod"}, (), (), False, False),
 ])
-def test_tags_are_evidence_only_when_they_name_this_cluster_exactly(tags, ours, others, related):
-    assert orphans.tag_evidence(tags, "prod") == orphans.Evidence(ours, others, related)
+def test_tags_are_evidence_only_when_they_name_this_cluster_exactly(tags, ours, others, related, shared):
+    assert orphans.tag_evidence(tags, "prod") == orphans.Evidence(ours, others, related, shared)
 
 
 @pytest.mark.parametrize(("stack", "matches"), [
@@ -888,8 +975,7 @@ def test_deleting_what_is_already_gone_is_not_a_failure(mock_aws):
 def test_attached_volumes_and_busy_enis_of_the_cluster_are_counted_in_use_not_listed(mock_aws):
     b = Builder(World())
     b.eni("orphan", {"cluster.k8s.amazonaws.com/name": CLUSTER}, "aws-K8S-i-0123")
-    image = b.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = b.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=b.subnets[0])
+    instance = b.ec2.run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1, SubnetId=b.subnets[0])
     instance_id = instance["Instances"][0]["InstanceId"]
     volume = b.volume("orphan", {"kservectl.io/cluster": CLUSTER})
     b.ec2.attach_volume(VolumeId=volume, InstanceId=instance_id, Device="/dev/sdf")
@@ -899,3 +985,159 @@ def test_attached_volumes_and_busy_enis_of_the_cluster_are_counted_in_use_not_li
     assert [o.type for o in result.orphans] == [NETWORK_INTERFACE]
     assert result.in_use == {VOLUME: 1, NETWORK_INTERFACE: 1}
     assert any("still in use: not touched" in line for line in result.notes())
+
+
+# --------------------------------------------------------------------------- names kservectl shortens
+
+LONG = "prod-" + "x" * 85 + "1"  # 91 characters: the bucket and the controller policy get shortened names
+LONG_2 = LONG[:-1] + "2"
+
+
+def test_buckets_are_found_by_their_tag_under_the_shortened_derived_name_and_under_a_custom_name(mock_aws):
+    from kservectl.phases import storage
+
+    assert len(LONG) == 91
+    derived = storage.derive_bucket_name(LONG, ACCOUNT, REGION)
+    assert LONG not in derived and derived.startswith("kservectl-")  # cut, with a hash of the full name
+    b, e = Builder(World()), Builder(World(), ELSEWHERE)
+    ours = {b.bucket("orphan", derived, {"kservectl.io/cluster": LONG}),
+            b.bucket("orphan", "acme-ml-models", {"kservectl.io/cluster": LONG})}  # storage.bucket, not given here
+    theirs = b.bucket("decoys", storage.derive_bucket_name(LONG_2, ACCOUNT, REGION), {"kservectl.io/cluster": LONG_2})
+    b.bucket("decoys", "acme-shared-data", {f"kubernetes.io/cluster/{LONG}": "shared"})
+    b.bucket("decoys", "acme-website", {})
+    e.bucket("elsewhere", "acme-ml-models-east", {"kservectl.io/cluster": LONG})  # the same name, in us-east-1
+    ctx = make_ctx(LONG)  # only the cluster and the region: no storage.bucket
+    calls = record_calls(ctx)
+    result = orphans.search(ctx)
+    assert {o.id for o in result.orphans} == ours and result.complete
+    assert theirs not in {o.id for o in result.orphans}
+    assert result.other_clusters == {BUCKET: 1} and result.shared == {BUCKET: 1}
+    readers = {thread for thread, service, op in calls if op == "GetBucketTagging"}
+    assert readers and all(thread.startswith("orphans-s3") for thread in readers)  # read in parallel
+    report = orphans.delete(ctx, result.orphans, account_id=ACCOUNT, delete_data=True)
+    assert [o.status for o in report.outcomes] == ["deleted", "deleted"]
+    remaining = {bucket["Name"] for bucket in client("s3").list_buckets()["Buckets"]}
+    assert remaining == {storage.derive_bucket_name(LONG_2, ACCOUNT, REGION), "acme-shared-data", "acme-website",
+                         "acme-ml-models-east"}
+
+
+def test_an_untagged_bucket_with_the_derived_or_configured_name_is_only_a_lookalike(mock_aws):
+    from kservectl.phases import storage
+
+    b = Builder(World())
+    b.bucket("lookalikes", storage.derive_bucket_name(LONG, ACCOUNT, REGION), {})
+    b.bucket("lookalikes", "acme-ml-models", {})
+    result = orphans.search(make_ctx(LONG, **{"storage.bucket": "acme-ml-models"}))
+    assert result.orphans == [] and result.lookalikes == {BUCKET: 2}
+
+
+def test_the_bucket_reads_are_bounded_the_names_kservectl_could_give_first_and_the_rest_reported(
+        mock_aws, monkeypatch):
+    from kservectl.phases import storage
+
+    b = Builder(World())
+    derived = b.bucket("orphan", storage.derive_bucket_name(LONG, ACCOUNT, REGION), {"kservectl.io/cluster": LONG})
+    for name in ("aaa-first-by-name", "aab-second-by-name"):
+        b.bucket("lookalikes", name, {"kservectl.io/cluster": LONG})
+    monkeypatch.setattr(orphans, "BUCKET_TAG_READS", 2)
+    result = orphans.search(make_ctx(LONG))
+    assert {o.id for o in result.orphans} == {derived, "arn:aws:s3:::aaa-first-by-name"}
+    assert not result.complete
+    assert result.errors == ["s3 buckets: only 2 of the 3 buckets in us-west-2 had their tags read (those "
+                             "kservectl could have named first); a bucket with another name may be missed"]
+
+
+def test_the_load_balancer_controller_policy_is_found_under_its_shortened_name_at_path_slash(mock_aws):
+    from kservectl.phases import alb
+
+    name = alb.policy_name(LONG)
+    assert LONG not in name and name.endswith("-AWSLoadBalancerControllerIAMPolicy")
+    b = Builder(World())
+    ours = b.policy("orphan", name, {"kservectl.io/cluster": LONG})
+    theirs = b.policy("decoys", alb.policy_name(LONG_2), {"kservectl.io/cluster": LONG_2})
+    ctx = make_ctx(LONG)
+    result = orphans.search(ctx)
+    assert [(o.type, o.id, o.evidence) for o in result.orphans] == [(POLICY, ours, f"tag kservectl.io/cluster={LONG}")]
+    report = orphans.delete(ctx, result.orphans, account_id=ACCOUNT)
+    assert [o.status for o in report.outcomes] == ["deleted"]
+    assert not exists(POLICY, ours, name, REGION) and exists(POLICY, theirs, "", REGION)
+
+
+# --------------------------------------------------------------------------- a FAILED cluster, no stacks
+
+
+def test_a_failed_cluster_with_no_stacks_is_listed_and_priced_with_its_nodes(mock_aws):
+    world = World()
+    b = Builder(world)
+    cluster = b.eks_cluster("orphan", CLUSTER, {"kservectl.io/cluster": CLUSTER},
+                            nodegroups={"ng-1": {"eks:cluster-name": CLUSTER}})
+    group = b.autoscaling_group("orphan", "eks-ng-1-0a1b2c3d", {"eks:cluster-name": CLUSTER,
+                                                               f"kubernetes.io/cluster/{CLUSTER}": "owned"})
+    lone = b.instance("orphan", {"alpha.eksctl.io/cluster-name": CLUSTER, "Name": "prod-ng-1-node"})
+    stopped = b.instance("orphan", {f"kubernetes.io/cluster/{CLUSTER}": "owned"}, kind="t3.large")
+    b.ec2.stop_instances(InstanceIds=[stopped])
+    b.instance("decoys", {"eks:cluster-name": DECOY})
+    result = orphans.search(make_ctx())
+    assert found_keys(result) == set(world.orphans)
+    assert result.cluster_status == "FAILED" and not result.cluster_alive
+    by_id = {o.id: o for o in result.orphans}
+    assert by_id[cluster].evidence == "EKS cluster prod itself (FAILED); tag kservectl.io/cluster=prod"
+    assert by_id[cluster].monthly_cost == pytest.approx(0.10 * 730)
+    assert by_id[cluster].cost_note == "control plane, while it exists; estimate from us-east-1 prices"
+    nodegroup = next(o for o in result.orphans if o.type == NODEGROUP)
+    assert nodegroup.evidence == "a node group of EKS cluster prod; tag eks:cluster-name=prod"
+    assert by_id[group].detail == "1 instances, desired 1"
+    assert by_id[lone].monthly_cost == pytest.approx(0.192 * 730)  # m5.xlarge
+    assert by_id[stopped].monthly_cost == 0.0 and by_id[stopped].cost_note.startswith("stopped: no instance-hours")
+    assert [o.type for o in result.orphans][:2] == [NODEGROUP, AUTOSCALING_GROUP]
+
+
+def test_a_failed_cluster_goes_after_its_nodes_and_before_the_vpc_pieces_it_holds(mock_aws):
+    world = World()
+    b = Builder(world)
+    b.eks_cluster("orphan", CLUSTER, {}, nodegroups={"ng-1": {}})
+    b.autoscaling_group("orphan", "eks-ng-1-0a1b2c3d", {"eks:cluster-name": CLUSTER})
+    b.instance("orphan", {"alpha.eksctl.io/cluster-name": CLUSTER})
+    b.security_group("orphan", f"eks-cluster-sg-{CLUSTER}-1234567", {"aws:eks:cluster-name": CLUSTER})
+    decoy = b.instance("decoys", {"eks:cluster-name": DECOY})
+    ctx = make_ctx()
+    dry = orphans.search(ctx)
+    calls = record_calls(ctx)
+    report = orphans.delete(ctx, dry.orphans, account_id=ACCOUNT)
+    assert report.ok, report.lines()
+    deletes = [op for op in mutating(calls)
+               if op in ("eks:DeleteNodegroup", "autoscaling:DeleteAutoScalingGroup", "ec2:TerminateInstances",
+                         "eks:DeleteCluster", "ec2:DeleteSecurityGroup")]
+    assert deletes == ["eks:DeleteNodegroup", "autoscaling:DeleteAutoScalingGroup", "ec2:TerminateInstances",
+                       "ec2:TerminateInstances", "eks:DeleteCluster", "ec2:DeleteSecurityGroup"]
+    assert [(kind, rid) for (kind, rid), name in world.orphans.items() if exists(kind, rid, name, REGION)] == []
+    assert exists(EC2_INSTANCE, decoy, "", REGION)
+    assert orphans.search(make_ctx()).orphans == []
+
+
+def test_a_live_cluster_is_never_listed_as_an_orphan(mock_aws):
+    b = Builder(World())
+    b.eks_cluster("decoys", CLUSTER, {"kservectl.io/cluster": CLUSTER}, status="ACTIVE", nodegroups={"ng-1": {}})
+    result = orphans.search(make_ctx())
+    assert {o.type for o in result.orphans} & {EKS_CLUSTER, NODEGROUP} == set()
+    assert result.cluster_alive
+
+
+def test_a_bucket_whose_tags_cannot_be_read_is_reported_and_the_rest_still_found(mock_aws):
+    b = Builder(World())
+    ours = b.bucket("orphan", "acme-ml-models", {"kservectl.io/cluster": CLUSTER})
+    b.bucket("decoys", "acme-locked", {"kservectl.io/cluster": CLUSTER})
+    ctx = make_ctx()
+
+    def deny(params: dict[str, Any], **_: Any):
+        if "acme-locked" in params.get("url_path", "") + params.get("url", ""):
+            return SimpleNamespace(status_code=403, headers={}), {
+                "Error": {"Code": "AccessDenied", "Message": "denied by the bucket policy"}}
+        return None
+
+    ctx.aws.client("s3").meta.events.register("before-call.*.GetBucketTagging", deny)
+    result = orphans.search(ctx)
+    assert [o.id for o in result.orphans] == [ours]  # an unreadable bucket is never listed, never deleted
+    assert not result.complete
+    assert result.errors == ["s3 buckets: could not read 1 bucket: acme-locked (AWS s3:GetBucketTagging failed "
+                             "with AccessDenied: denied by the bucket policy)"]

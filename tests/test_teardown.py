@@ -2,8 +2,8 @@
 Kubernetes emulator (the cluster) and the recording fake eksctl/helm (kubectl is simulated: the
 release manifests it deletes cannot be fetched offline). The test acts as the controllers:
 
-- the AWS Load Balancer Controller: when a LoadBalancer Service marked with its finalizer is
-  deleted, it deletes the moto NLB behind the Service's hostname after a delay, then removes
+- the AWS Load Balancer Controller: when a LoadBalancer Service or an Ingress marked with its
+  finalizer is deleted, it deletes the moto NLB/ALB behind its hostname after a delay, then removes
   the finalizer (``lbc_running=False``: nothing happens, as when the controller is gone);
 - the EBS CSI driver: when a PVC is deleted, it deletes the PV and the moto volume after a delay.
 
@@ -42,6 +42,7 @@ OTHER = "prod-2"
 ACCOUNT = "123456789012"  # moto's
 ISVC = "serving.kserve.io/v1beta1"
 LBC_FINALIZER = "service.k8s.aws/resources"
+LBC_INGRESS_FINALIZER = "ingress.k8s.aws/resources"
 
 FAST = DEFAULT_SETTINGS.with_(
     waits=dataclasses.replace(DEFAULT_SETTINGS.waits, load_balancer_deleted=10.0, volumes_deleted=10.0,
@@ -89,19 +90,22 @@ class Controllers:
         if plural == "services" and event.type == "MODIFIED" and meta.get("deletionTimestamp") \
                 and LBC_FINALIZER in (meta.get("finalizers") or []) and self.lbc_running:
             self.futures.append(self.pool.submit(self._delete_load_balancer, obj))
+        if plural == "ingresses" and event.type == "MODIFIED" and meta.get("deletionTimestamp") \
+                and LBC_INGRESS_FINALIZER in (meta.get("finalizers") or []) and self.lbc_running:
+            self.futures.append(self.pool.submit(self._delete_load_balancer, obj, "networking.k8s.io/v1", "Ingress"))
         if plural == "persistentvolumeclaims" and event.type == "DELETED" and self.csi_running:
             self.futures.append(self.pool.submit(self._delete_volume, obj))
 
-    def _delete_load_balancer(self, svc: dict[str, Any]) -> None:
+    def _delete_load_balancer(self, obj: dict[str, Any], api_version: str = "v1", kind: str = "Service") -> None:
         time.sleep(self.delay_s)
         elbv2 = boto3.client("elbv2", region_name=REGION)
-        hosts = [i.get("hostname") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+        hosts = [i.get("hostname") for i in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
         for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
             if lb["DNSName"] in hosts:
                 elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
                 self.timeline.add(f"controller deleted load balancer {lb['LoadBalancerName']}")
-        meta = svc["metadata"]
-        self.kube.patch("v1", "Service", meta["name"], meta["namespace"], {"metadata": {"finalizers": None}})
+        meta = obj["metadata"]
+        self.kube.patch(api_version, kind, meta["name"], meta["namespace"], {"metadata": {"finalizers": None}})
 
     def _delete_volume(self, pvc: dict[str, Any]) -> None:
         time.sleep(self.delay_s)
@@ -386,6 +390,38 @@ def test_what_is_not_ours_survives_and_the_bucket_stays_without_delete_data(worl
     assert "aws DeleteBucket" not in world.timeline
 
 
+def test_the_control_plane_log_group_is_kept_with_the_exact_command_that_deletes_it(world):
+    logs = boto3.client("logs", region_name=REGION)
+    for name in ("/aws/eks/prod/cluster", "/aws/eks/prod-2/cluster"):
+        logs.create_log_group(logGroupName=name)  # EKS writes them; eksctl never deletes them
+
+    report = teardown_with(world, world.context())
+
+    assert report.ok, report.lines()
+    command = "kservectl cleanup --orphans --cluster prod --region us-west-2 --yes --account 123456789012"
+    kept = [k for k in report.kept if "/aws/eks/" in k]
+    assert kept == [f"CloudWatch log group /aws/eks/prod/cluster (eksctl keeps it): `{command}` deletes it"]
+    assert f"kept: {kept[0]}" in report.lines()
+    names = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/eks/")["logGroups"]]
+    assert names == ["/aws/eks/prod-2/cluster", "/aws/eks/prod/cluster"]  # cleanup itself deleted neither
+    # ... and that command (the orphan search, once the cluster is gone) deletes ours and only ours
+    from kservectl import orphans
+
+    ctx = world.context()
+    found = orphans.search(ctx, account_id=ACCOUNT)
+    assert [(o.type, o.name) for o in found.orphans if o.type == orphans.LOG_GROUP] == [
+        (orphans.LOG_GROUP, "/aws/eks/prod/cluster")]
+    orphans.delete(ctx, found.orphans, account_id=ACCOUNT)
+    names = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/eks/")["logGroups"]]
+    assert names == ["/aws/eks/prod-2/cluster"]
+
+
+def test_no_log_group_is_reported_kept_when_control_plane_logging_made_none(world):
+    report = teardown_with(world, world.context())
+    assert report.ok, report.lines()
+    assert not [k for k in report.kept if "log group" in k]
+
+
 def test_delete_data_deletes_our_bucket_and_only_ours(world):
     report = teardown_with(world, world.context(), delete_data=True)
 
@@ -441,6 +477,40 @@ def test_a_load_balancer_that_is_never_deleted_times_out_naming_it_and_blocks_th
     assert report.as_dict()["next"] == "kservectl cleanup --orphans --cluster prod --region us-west-2"
 
 
+def test_an_ingress_alb_is_waited_for_until_aws_reports_it_deleted_before_the_next_step(world):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [world.ids["vpc"]]}])["Subnets"]]
+    alb = elbv2.create_load_balancer(Name="k8s-web-site-0a1b2c3d4e", Subnets=subnets, Type="application",
+                                     Scheme="internet-facing", Tags=tag_list({teardown.LB_CLUSTER_TAG: CLUSTER,
+                                                                              teardown.INGRESS_STACK_TAG: "web/site"})
+                                     )["LoadBalancers"][0]
+    world.kube.ensure_namespace("web")
+    world.kube.create({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {
+        "name": "site", "namespace": "web", "finalizers": [LBC_INGRESS_FINALIZER]},
+        "spec": {"ingressClassName": "alb", "rules": []},
+        "status": {"loadBalancer": {"ingress": [{"hostname": alb["DNSName"]}]}}})
+    world.controllers.delay_s = 0.5  # the controller takes its time: cleanup must wait for it
+    ctx = world.context()
+
+    report = teardown_with(world, ctx)
+
+    assert report.ok, report.lines()
+    t = world.timeline
+    # the Ingress deleted, then (waited for) AWS reports its ALB gone, and only then the next step
+    assert t.index_of("delete Ingress web/site") < t.index_of("controller deleted load balancer k8s-web-site") \
+        < t.index_of("delete Deployment mlflow/mlflow")
+    step = next(s for s in report.steps if s.name == "load-balancers")
+    assert step.details[:2] == [f"deleted Ingress web/site ({alb['DNSName']})",
+                                f"deleted Service kourier-system/kourier ({world.ids['gateway_dns']})"]
+    assert f"application load balancer k8s-web-site-0a1b2c3d4e ({alb['LoadBalancerArn']}) deleted" in step.details
+    assert world.load_balancers() == [world.ids["decoy_nlb"]]
+    waits = [m for m in ctx.reporter.messages("waiting") if m.startswith("the load balancers of 2 objects")]
+    assert any(f"application load balancer k8s-web-site-0a1b2c3d4e ({alb['LoadBalancerArn']}) is active" in m
+               for m in waits)  # it said what it waited for
+
+
 def test_a_volume_that_is_never_deleted_times_out_naming_it(world):
     world.controllers.csi_running = False
     report = teardown_with(world, world.context(settings=short(volumes_deleted=0.5)))
@@ -468,6 +538,20 @@ def test_a_pvc_whose_pv_is_gone_is_matched_to_its_volume_by_the_csi_drivers_tags
     step = next(s for s in report.steps if s.name == "volumes")
     assert step.status == "failed"  # nobody deletes it here: the wait names it
     assert f"EBS volume {ours} is available" in step.error and theirs not in step.error
+
+
+def test_a_volume_tagged_shared_with_this_cluster_is_not_taken_for_a_pvcs_volume(mock_aws):
+    ec2 = boto3.client("ec2", region_name=REGION)
+
+    def volume(tags: dict[str, str]) -> str:
+        return ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1, TagSpecifications=[{
+            "ResourceType": "volume", "Tags": tag_list({teardown.PVC_NAME_TAG: "scratch",
+                                                        teardown.PVC_NAMESPACE_TAG: "models", **tags})}])["VolumeId"]
+
+    owned = volume({f"kubernetes.io/cluster/{CLUSTER}": "owned"})
+    volume({f"kubernetes.io/cluster/{CLUSTER}": "shared"})
+    ctx = Context(config=config.load(env={}, flags={"cluster.name": CLUSTER, "cluster.region": REGION}).config)
+    assert teardown.volumes_by_tags(ctx, [teardown.Claim("models", "scratch")]) == {("models", "scratch"): owned}
 
 
 def test_a_retained_volume_is_kept_reported_with_its_delete_command_and_not_waited_for(mock_aws, kube, fake_tools):
@@ -686,6 +770,20 @@ def test_cleanup_local_still_works_and_refuses_a_dry_run(cli):
     assert "Nothing was running for 'kservectl'; nothing to do." in result.stdout
     refused = cli("cleanup", "--provider", "local", "--dry-run")
     assert refused.exit_code == 2 and "--dry-run is for the EKS provider" in refused.stderr
+    no_account = cli("cleanup", "--provider", "local", "--yes", "--account", ACCOUNT)
+    assert no_account.exit_code == 2 and "--account is for AWS" in no_account.stderr
+
+
+def test_cleanup_pinned_to_another_account_refuses_before_anything_is_deleted(cli, cli_world):
+    result = cli(*ARGS, "--yes", "--account", "111111111111")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "Error: refusing: the AWS credentials belong to account 123456789012, not the pinned account 111111111111; "
+        "nothing was deleted (use the credentials of account 111111111111 (AWS_PROFILE / aws.profile))")
+    assert cli_world.tools.calls() == [] and cli_world.timeline == []
+    assert cli_world.kube.find(ISVC, "InferenceService", "wine", "models") is not None
+    pinned = cli(*ARGS, "--dry-run", "--account", ACCOUNT)
+    assert pinned.exit_code == 0, pinned.stderr
 
 
 def test_cleanup_orphans_dry_run_flag_never_deletes_even_with_yes(cli, mock_aws):

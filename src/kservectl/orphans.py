@@ -4,13 +4,15 @@ AWS only: no tool, no kubeconfig, and it works when the cluster itself is alread
 
 Finding (``search(ctx) -> Search``, ``find(ctx) -> list[Orphan]``) reads every service the
 platform touches, concurrently (one thread per finder over clients created up front): ELBv2 load
-balancers and target groups, classic ELBs, EBS volumes, security groups, ENIs, Elastic IPs, NAT
-gateways, CloudFormation stacks, IAM instance profiles, roles, policies and OIDC providers, S3
-buckets and CloudWatch log groups. A resource is this cluster's only on ownership evidence:
+balancers and target groups, classic ELBs, the EKS cluster itself (when it exists but is not live,
+e.g. FAILED) and its managed node groups, Auto Scaling groups, EC2 instances, EBS volumes, security
+groups, ENIs, Elastic IPs, NAT gateways, CloudFormation stacks, IAM instance profiles, roles,
+policies and OIDC providers, S3 buckets (the tags of every bucket in the region, a bounded number,
+read in parallel) and CloudWatch log groups. A resource is this cluster's only on ownership evidence:
 
 - a tag that EKS, the AWS Load Balancer Controller, the VPC CNI, the EBS CSI driver (with its
   cluster id), eksctl or kservectl put on what they create, naming this cluster exactly
-  (``kubernetes.io/cluster/<name>`` = owned|shared, ``elbv2.k8s.aws/cluster``,
+  (``kubernetes.io/cluster/<name>=owned``, ``elbv2.k8s.aws/cluster``,
   ``alpha.eksctl.io/cluster-name``, ``eksctl.cluster.k8s.io/v1alpha1/cluster-name``,
   ``kservectl.io/cluster``, ``cluster.k8s.amazonaws.com/name``, ... see ``NAME_TAGS``);
 - a record of the cluster's own CloudFormation stacks: a resource a stack of this cluster lists,
@@ -21,23 +23,28 @@ buckets and CloudWatch log groups. A resource is this cluster's only on ownershi
   of an IRSA role that is itself an orphan.
 
 Tags such as ``ebs.csi.aws.com/cluster=true`` or ``kubernetes.io/created-for/pvc/name`` prove
-nothing about *which* cluster: they only make a resource a look-alike. A resource with evidence
+nothing about *which* cluster: they only make a resource a look-alike. ``kubernetes.io/cluster/<name>
+=shared`` says the cluster uses a resource it does not own: such a resource is counted apart as
+"not owned, shared" and never deleted, whatever else it carries. A resource with evidence
 for another cluster (``prod-2`` when looking for ``prod``: names match exactly, never by prefix)
 is never this cluster's, even if it also carries this cluster's evidence. Look-alikes, other
 clusters' resources and in-use resources are counted apart, never listed as orphans, never deleted.
 
-Deleting (``delete(ctx, orphans, account_id=...)``) first checks that the credentials still
-belong to the account the search ran in, then deletes exactly the given orphans, in the order
-given (``search`` sorts them by ``rank``), in dependency order: load balancers (then wait until
-they are gone), target groups, ENIs, NAT gateways (wait), Elastic IPs, security groups (retrying
-DependencyViolation with bounded backoff), volumes, stacks (nodegroup/addon stacks, wait, then the
-cluster stack), IAM instance profiles, roles, policies, the OIDC provider, log groups, and the S3
-buckets only with ``delete_data``. It keeps going past failures and reports each with the manual
-step that finishes it. With ``ctx.dry_run`` it mutates nothing and reports "would delete".
+Deleting (``delete(ctx, orphans, account_id=...)``) first checks that the credentials belong to
+``account_id`` (the account pinned by the caller, or the one the search ran in), then deletes
+exactly the given orphans, in the order given (``search`` sorts them by ``rank``), in dependency
+order: load balancers (then wait until they are gone), EKS managed node groups, Auto Scaling groups
+and instances (each waited for), the EKS cluster (wait), target groups, ENIs, NAT gateways (wait),
+Elastic IPs, security groups (retrying DependencyViolation with bounded backoff), volumes, stacks
+(nodegroup/addon stacks, wait, then the cluster stack), IAM instance profiles, roles, policies, the
+OIDC provider, log groups, and the S3 buckets only with ``delete_data``. It keeps going past
+failures and reports each with the manual step that finishes it. With ``ctx.dry_run`` it mutates
+nothing and reports "would delete".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import urllib.parse
@@ -58,6 +65,10 @@ GLOBAL = "global"  # the region shown for IAM resources
 
 LOAD_BALANCER = "elbv2-load-balancer"
 CLASSIC_ELB = "elb-classic-load-balancer"
+NODEGROUP = "eks-nodegroup"
+AUTOSCALING_GROUP = "autoscaling-group"
+EC2_INSTANCE = "ec2-instance"
+EKS_CLUSTER = "eks-cluster"
 TARGET_GROUP = "elbv2-target-group"
 NETWORK_INTERFACE = "network-interface"
 NAT_GATEWAY = "nat-gateway"
@@ -72,10 +83,13 @@ OIDC_PROVIDER = "iam-oidc-provider"
 LOG_GROUP = "log-group"
 BUCKET = "s3-bucket"
 
-# Delete order. Both kinds of load balancer share a rank (deleted together, then waited for); a
-# cluster's own stack comes after its nodegroup and addon stacks (rank + 1).
+# Delete order. Both kinds of load balancer share a rank (deleted together, then waited for); the
+# compute goes before the EKS cluster (node groups, then Auto Scaling groups, then instances), the
+# cluster before the VPC pieces it holds (ENIs, security groups); a cluster's own stack comes after
+# its nodegroup and addon stacks (rank + 1).
 RANK: dict[str, int] = {
-    LOAD_BALANCER: 10, CLASSIC_ELB: 10, TARGET_GROUP: 20, NETWORK_INTERFACE: 30, NAT_GATEWAY: 40,
+    LOAD_BALANCER: 10, CLASSIC_ELB: 10, NODEGROUP: 12, AUTOSCALING_GROUP: 14, EC2_INSTANCE: 16, EKS_CLUSTER: 18,
+    TARGET_GROUP: 20, NETWORK_INTERFACE: 30, NAT_GATEWAY: 40,
     ELASTIC_IP: 50, SECURITY_GROUP: 60, VOLUME: 70, STACK: 80, INSTANCE_PROFILE: 90, ROLE: 100,
     POLICY: 110, OIDC_PROVIDER: 120, LOG_GROUP: 130, BUCKET: 140,
 }
@@ -84,7 +98,10 @@ TYPES: tuple[str, ...] = tuple(RANK)
 # --------------------------------------------------------------------------- evidence rules
 
 CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"  # EKS, in-tree cloud provider, eksctl, CSI with cluster id
+# ``owned``: the cluster's own resource; ``shared``: one the cluster uses but does not own (a VPC or
+# subnet of several clusters) -- never this cluster's to delete.
 CLUSTER_TAG_VALUES = ("owned", "shared")
+OWNED, SHARED = CLUSTER_TAG_VALUES
 # Tags whose value names the owning cluster.
 NAME_TAGS: tuple[str, ...] = (
     iam.OWNER_TAG,  # kservectl.io/cluster: everything kservectl creates
@@ -102,13 +119,18 @@ HINT_TAGS: tuple[str, ...] = (
     "kubernetes.io/created-for/pvc/namespace", "kubernetes.io/created-for/pv/name",
     "service.k8s.aws/stack", "service.k8s.aws/resource", "elbv2.k8s.aws/resource", "ingress.k8s.aws/stack",
     "ingress.k8s.aws/resource", "node.k8s.amazonaws.com/instance_id", "alpha.eksctl.io/eksctl-version",
+    "alpha.eksctl.io/nodegroup-name", "eks:nodegroup-name", "k8s.io/cluster-autoscaler/enabled",
     iam.COMPONENT_TAG,
 )
+AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler/"  # <name>=owned|true: discovery, set by hand too: a hint
 CFN_STACK_TAG = "aws:cloudformation:stack-name"
 # The stacks eksctl makes for a cluster: eksctl-<cluster>-<kind>.
 STACK_KINDS = r"(cluster|nodegroup-.+|addon-.+|podidentityrole-.+|fargate|oidc-provider|karpenter)"
 LOG_GROUP_PREFIX = "/aws/eks/"
 BUCKET_SIZE_PAGES = 10  # object-version pages (1000 each) listed to price a bucket; beyond: "at least"
+BUCKET_PREFIX = "kservectl-"  # what every bucket name kservectl derives starts with (phases/storage.py)
+BUCKET_TAG_READS = 1000  # at most this many buckets of the region have their tags read per search
+BUCKET_READERS = 8  # threads reading bucket tags at once
 ELB_TAG_BATCH = 20  # DescribeTags takes at most 20 load balancers / target groups
 S3_DELETE_BATCH = 1000
 LIVE_CLUSTER_STATES = frozenset({"ACTIVE", "CREATING", "UPDATING", "PENDING"})
@@ -116,6 +138,10 @@ LIVE_CLUSTER_STATES = frozenset({"ACTIVE", "CREATING", "UPDATING", "PENDING"})
 NOT_FOUND: dict[str, frozenset[str]] = {
     LOAD_BALANCER: frozenset({"LoadBalancerNotFound"}),
     CLASSIC_ELB: frozenset({"LoadBalancerNotFound", "AccessPointNotFound"}),
+    NODEGROUP: frozenset({"ResourceNotFoundException"}),
+    AUTOSCALING_GROUP: frozenset(),  # a ValidationError "not found": the deleter tells it apart
+    EC2_INSTANCE: frozenset({"InvalidInstanceID.NotFound"}),
+    EKS_CLUSTER: frozenset({"ResourceNotFoundException"}),
     TARGET_GROUP: frozenset({"TargetGroupNotFound"}),
     NETWORK_INTERFACE: frozenset({"InvalidNetworkInterfaceID.NotFound"}),
     NAT_GATEWAY: frozenset({"NatGatewayNotFound", "InvalidNatGatewayID.NotFound"}),
@@ -139,30 +165,38 @@ class Evidence:
     ours: tuple[str, ...] = ()  # why it is this cluster's
     others: tuple[str, ...] = ()  # other clusters it is (also) claimed by
     related: bool = False  # looks related (hint tags, the cluster's name in its name)
+    shared: bool = False  # tagged kubernetes.io/cluster/<this cluster>=shared: used, not owned
 
 
 def tag_evidence(tags: Mapping[str, str], cluster: str) -> Evidence:
-    """The ownership evidence in a resource's tags, for ``cluster`` (exact names only)."""
+    """The ownership evidence in a resource's tags, for ``cluster`` (exact names only).
+
+    ``kubernetes.io/cluster/<cluster>=shared`` is no ownership: the cluster uses the resource
+    (a VPC, a subnet, a security group of several clusters) without owning it; the result says
+    ``shared`` and the resource is never this cluster's orphan, whatever else it carries. Any
+    other cluster named in that tag, owned or shared, makes the resource another cluster's."""
     ours: list[str] = []
     others: set[str] = set()
-    related = False
+    related = shared = False
     for key, value in sorted(tags.items()):
         if key.startswith(CLUSTER_TAG_PREFIX):
             name = key[len(CLUSTER_TAG_PREFIX):]
             if value not in CLUSTER_TAG_VALUES:
                 related = True
-            elif name == cluster:
+            elif name != cluster:
+                others.add(name)
+            elif value == OWNED:
                 ours.append(f"tag {key}={value}")
             else:
-                others.add(name)
+                shared = True
         elif key in NAME_TAGS:
             if value == cluster:
                 ours.append(f"tag {key}={value}")
             elif value:
                 others.add(value)
-        elif key in HINT_TAGS:
+        elif key in HINT_TAGS or key.startswith(AUTOSCALER_TAG_PREFIX):
             related = True
-    return Evidence(tuple(ours), tuple(sorted(others)), related or bool(others))
+    return Evidence(tuple(ours), tuple(sorted(others)), related or shared or bool(others), shared)
 
 
 def stack_name_pattern(cluster: str) -> re.Pattern[str]:
@@ -195,6 +229,11 @@ class Orphan:
     def sort_key(self) -> tuple[int, str, str]:
         return (self.rank, self.type, self.id)
 
+    def arn_part(self, index: int) -> str:
+        """A part of the resource path of the ARN (an EKS node group's: ``nodegroup/<cluster>/<name>/<id>``)."""
+        parts = self.id.split(":", 5)[-1].split("/")
+        return parts[index] if index < len(parts) else ""
+
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "id": self.id, "name": self.name, "region": self.region,
                 "evidence": self.evidence, "monthly_cost": _money(self.monthly_cost),
@@ -211,6 +250,7 @@ class Search:
     account_id: str
     orphans: list[Orphan]
     lookalikes: dict[str, int] = field(default_factory=dict)  # type -> related, but no evidence
+    shared: dict[str, int] = field(default_factory=dict)  # type -> kubernetes.io/cluster/<name>=shared
     other_clusters: dict[str, int] = field(default_factory=dict)  # type -> evidence for another cluster
     in_use: dict[str, int] = field(default_factory=dict)  # type -> this cluster's, but still attached
     errors: list[str] = field(default_factory=list)  # services that could not be searched
@@ -238,6 +278,11 @@ class Search:
             n = sum(self.lookalikes.values())
             lines.append(f"{n} resource{_s(n)} look{'' if n != 1 else 's'} related but carr{'y' if n != 1 else 'ies'} "
                          f"no ownership evidence: not touched ({_by_type(self.lookalikes)})")
+        if self.shared:
+            n = sum(self.shared.values())
+            lines.append(f"{n} resource{_s(n)} {'are' if n != 1 else 'is'} not owned, shared: tagged "
+                         f"{CLUSTER_TAG_PREFIX}{self.cluster}={SHARED} (used by {self.cluster}, owned by none): "
+                         f"not touched ({_by_type(self.shared)})")
         if self.other_clusters:
             n = sum(self.other_clusters.values())
             lines.append(f"{n} resource{_s(n)} belong{'' if n != 1 else 's'} to another cluster: not touched "
@@ -268,7 +313,8 @@ class Search:
         return {"cluster": self.cluster, "region": self.region, "account_id": self.account_id,
                 "orphans": [o.as_dict() for o in self.orphans],
                 "monthly_cost": round(self.monthly_cost, 2), "prices_as_of": costs.table().as_of,
-                "lookalikes": dict(self.lookalikes), "other_clusters": dict(self.other_clusters),
+                "lookalikes": dict(self.lookalikes), "shared": dict(self.shared),
+                "other_clusters": dict(self.other_clusters),
                 "in_use": dict(self.in_use), "errors": list(self.errors), "complete": self.complete,
                 "cluster_status": self.cluster_status, "notes": self.notes()}
 
@@ -330,7 +376,7 @@ class ClusterStillRunning(UsageError):
 
 # --------------------------------------------------------------------------- search
 
-SERVICES = ("sts", "ec2", "elbv2", "elb", "cloudformation", "eks", "iam", "s3", "logs")
+SERVICES = ("sts", "ec2", "elbv2", "elb", "cloudformation", "eks", "autoscaling", "iam", "s3", "logs")
 
 
 def find(ctx: Context) -> list[Orphan]:
@@ -338,10 +384,22 @@ def find(ctx: Context) -> list[Orphan]:
     return search(ctx).orphans
 
 
-def search(ctx: Context) -> Search:
-    """Search every service concurrently; read-only (no mutating call, also without dry run)."""
+def check_account(current: str, expected: str, *, untouched: str = "nothing was searched or deleted") -> None:
+    """Refuse (``WrongAccount``, exit 2) when the credentials belong to another account than ``expected``."""
+    if current != expected:
+        raise WrongAccount(
+            f"refusing: the AWS credentials belong to account {current}, not the pinned account {expected}; "
+            f"{untouched}",
+            hint=f"use the credentials of account {expected} (AWS_PROFILE / aws.profile)")
+
+
+def search(ctx: Context, *, account_id: str | None = None) -> Search:
+    """Search every service concurrently; read-only (no mutating call, also without dry run).
+    With ``account_id`` (the pinned account), refuse first when the credentials belong to another."""
     clients = {service: ctx.aws.client(service) for service in SERVICES}  # created before the threads
     account = iam.call(ctx, "sts:GetCallerIdentity", clients["sts"].get_caller_identity)["Account"]
+    if account_id is not None:
+        check_account(account, account_id)
     ctx.reporter.step(PHASE, f"searching account {account}, region {ctx.region} for what cluster "
                       f"{ctx.cluster} left behind")
     finders: list[tuple[str, Callable[[_Scan], _Found]]] = [
@@ -351,6 +409,8 @@ def search(ctx: Context) -> Search:
         ("ec2 security groups", _find_security_groups), ("ec2 volumes", _find_volumes),
         ("iam instance profiles", _find_instance_profiles), ("iam roles and OIDC providers", _find_roles),
         ("iam policies", _find_policies), ("logs log groups", _find_log_groups), ("s3 buckets", _find_buckets),
+        ("eks cluster and node groups", _find_eks), ("autoscaling groups", _find_autoscaling_groups),
+        ("ec2 instances", _find_instances),
     ]
     result = Search(ctx.cluster, ctx.region, account, [])
     with ThreadPoolExecutor(max_workers=len(finders) + 1, thread_name_prefix="orphans") as pool:
@@ -370,15 +430,19 @@ def search(ctx: Context) -> Search:
             except AwsError as exc:
                 result.errors.append(f"{what}: {exc.one_line()}")
     lookalikes: Counter[str] = Counter()
+    shared: Counter[str] = Counter()
     others: Counter[str] = Counter()
     in_use: Counter[str] = Counter()
     for part in found:
         result.orphans += part.orphans
         lookalikes.update(part.lookalikes)
+        shared.update(part.shared)
         others.update(part.others)
         in_use.update(part.in_use)
+        result.errors += part.incomplete
     result.orphans.sort(key=lambda o: o.sort_key)
-    result.lookalikes, result.other_clusters, result.in_use = dict(lookalikes), dict(others), dict(in_use)
+    result.lookalikes, result.shared = dict(lookalikes), dict(shared)
+    result.other_clusters, result.in_use = dict(others), dict(in_use)
     for error in result.errors:
         ctx.reporter.warn(f"could not search {error}")
     ctx.reporter.info(f"found {len(result.orphans)} orphan{_s(len(result.orphans))} of {ctx.cluster}")
@@ -389,13 +453,18 @@ def search(ctx: Context) -> Search:
 class _Found:
     orphans: list[Orphan] = field(default_factory=list)
     lookalikes: Counter[str] = field(default_factory=Counter)
+    shared: Counter[str] = field(default_factory=Counter)
     others: Counter[str] = field(default_factory=Counter)
     in_use: Counter[str] = field(default_factory=Counter)
+    incomplete: list[str] = field(default_factory=list)  # what this finder could not read
 
     def admit(self, kind: str, evidence: Evidence) -> bool:
         """True when ``evidence`` makes the resource this cluster's; otherwise count it apart."""
         if evidence.others:
             self.others[kind] += 1
+            return False
+        if evidence.shared:
+            self.shared[kind] += 1
             return False
         if not evidence.ours:
             if evidence.related:
@@ -457,7 +526,7 @@ class _Scan:
                 others.add(stacks.others[created_by])
             else:
                 related = related or name_mentions(created_by, self.cluster)
-        return Evidence(tuple(_unique(ours)), tuple(sorted(others)), related or bool(others))
+        return Evidence(tuple(_unique(ours)), tuple(sorted(others)), related or bool(others), found.shared)
 
     def orphan(self, kind: str, resource_id: str, evidence: Evidence, *, region: str | None = None,
                name: str = "", detail: str = "", cost: tuple[float | None, str] = (0.0, "no charge"),
@@ -509,7 +578,7 @@ def _find_stacks(ctx: Context, clients: dict[str, Any], account: str) -> _Stacks
             if owner and owner != ctx.cluster and name_mentions(name, ctx.cluster):
                 others.append(owner)
         evidence = Evidence(tuple(ours), tuple(others), found.related or bool(others) or
-                            (name.startswith("eksctl-") and name_mentions(name, ctx.cluster)))
+                            (name.startswith("eksctl-") and name_mentions(name, ctx.cluster)), found.shared)
         if not result.found.admit(STACK, evidence):
             if others:
                 result.others[name] = others[0]
@@ -613,7 +682,7 @@ def _find_network_interfaces(scan: _Scan) -> _Found:
         eni_id = eni["NetworkInterfaceId"]
         evidence = scan.evidence(iam.tag_dict(eni.get("TagSet")), name=eni.get("Description", ""), ids=(eni_id,))
         if eni.get("Status") != "available" or eni.get("RequesterManaged"):
-            if evidence.ours and not evidence.others:
+            if evidence.ours and not evidence.others and not evidence.shared:
                 found.in_use[NETWORK_INTERFACE] += 1
             continue
         if found.admit(NETWORK_INTERFACE, evidence):
@@ -678,7 +747,7 @@ def _find_volumes(scan: _Scan) -> _Found:
         tags = iam.tag_dict(volume.get("Tags"))
         evidence = scan.evidence(tags, name=tags.get("Name", ""), ids=(volume_id,))
         if volume.get("State") != "available":
-            if evidence.ours and not evidence.others:
+            if evidence.ours and not evidence.others and not evidence.shared:
                 found.in_use[VOLUME] += 1
             continue
         if found.admit(VOLUME, evidence):
@@ -689,6 +758,91 @@ def _find_volumes(scan: _Scan) -> _Found:
                 detail += f", PVC {tags.get('kubernetes.io/created-for/pvc/namespace', '?')}/{pvc}"
             found.orphans.append(scan.orphan(VOLUME, volume_id, evidence, name=tags.get("Name", ""), detail=detail,
                                              cost=scan.cost(f"ebs-{kind}", gb=size)))
+    return found
+
+
+def _find_eks(scan: _Scan) -> _Found:
+    """The EKS cluster itself, when it exists but is not live (FAILED, DELETING): with no eksctl
+    stack left it is found here, not through a stack, and its managed node groups with it. A live
+    cluster is no orphan: ``search`` says it still exists and ``delete`` refuses."""
+    eks = scan.clients["eks"]
+    found = _Found()
+    described = iam.read(scan.ctx, "eks:DescribeCluster", eks.describe_cluster,
+                         missing=("ResourceNotFoundException",), name=scan.cluster)
+    if described is None:
+        return found
+    cluster = described["cluster"]
+    status = cluster.get("status", "")
+    if status in LIVE_CLUSTER_STATES:
+        return found
+    arn = cluster["arn"]
+    evidence = scan.evidence(cluster.get("tags") or {}, ids=(arn, scan.cluster))
+    evidence = dataclasses.replace(evidence, ours=(f"EKS cluster {scan.cluster} itself ({status})",) + evidence.ours)
+    if not found.admit(EKS_CLUSTER, evidence):
+        return found
+    found.orphans.append(scan.orphan(EKS_CLUSTER, arn, evidence, name=scan.cluster,
+                                     detail=f"{status}, Kubernetes {cluster.get('version', '?')}",
+                                     cost=scan.cost("eks-cluster", extra="control plane, while it exists")))
+    for name in scan.items("eks:ListNodegroups", eks, "list_nodegroups", "nodegroups", clusterName=scan.cluster):
+        described_ng = iam.read(scan.ctx, "eks:DescribeNodegroup", eks.describe_nodegroup,
+                                missing=("ResourceNotFoundException",), clusterName=scan.cluster, nodegroupName=name)
+        if described_ng is None:
+            continue
+        group = described_ng["nodegroup"]
+        ng_evidence = scan.evidence(group.get("tags") or {}, name=name, ids=(group["nodegroupArn"],))
+        ng_evidence = dataclasses.replace(ng_evidence,
+                                          ours=(f"a node group of EKS cluster {scan.cluster}",) + ng_evidence.ours)
+        if found.admit(NODEGROUP, ng_evidence):
+            size = (group.get("scalingConfig") or {}).get("desiredSize", "?")
+            types = ", ".join(group.get("instanceTypes") or []) or "?"
+            found.orphans.append(scan.orphan(NODEGROUP, group["nodegroupArn"], ng_evidence, name=name,
+                                             detail=f"{group.get('status', '')}, {size} x {types}",
+                                             cost=(0.0, "its instances are priced apart")))
+    return found
+
+
+def _find_autoscaling_groups(scan: _Scan) -> _Found:
+    """Auto Scaling groups of eksctl's unmanaged node groups and of EKS managed node groups (tagged
+    ``alpha.eksctl.io/cluster-name``, ``eks:cluster-name``, ``kubernetes.io/cluster/<name>=owned``)."""
+    client = scan.clients["autoscaling"]
+    found = _Found()
+    for group in scan.items("autoscaling:DescribeAutoScalingGroups", client, "describe_auto_scaling_groups",
+                            "AutoScalingGroups"):
+        if group.get("Status"):  # "Delete in progress"
+            continue
+        name, arn = group["AutoScalingGroupName"], group["AutoScalingGroupARN"]
+        tags = {t["Key"]: t.get("Value", "") for t in group.get("Tags") or []}
+        evidence = scan.evidence(tags, name=name, ids=(name, arn))
+        if found.admit(AUTOSCALING_GROUP, evidence):
+            found.orphans.append(scan.orphan(
+                AUTOSCALING_GROUP, arn, evidence, name=name,
+                detail=f"{len(group.get('Instances') or [])} instances, desired {group.get('DesiredCapacity', 0)}",
+                cost=(0.0, "its instances are priced apart")))
+    return found
+
+
+INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]  # not shutting-down/terminated: going or gone
+
+
+def _find_instances(scan: _Scan) -> _Found:
+    """EC2 instances: the nodes (eksctl and EKS tag them with the cluster's name)."""
+    ec2 = scan.clients["ec2"]
+    found = _Found()
+    reservations = scan.items("ec2:DescribeInstances", ec2, "describe_instances", "Reservations",
+                              Filters=[{"Name": "instance-state-name", "Values": INSTANCE_STATES}])
+    for instance in [i for r in reservations for i in r.get("Instances", [])]:
+        instance_id = instance["InstanceId"]
+        tags = iam.tag_dict(instance.get("Tags"))
+        evidence = scan.evidence(tags, name=tags.get("Name", ""), ids=(instance_id,))
+        if not found.admit(EC2_INSTANCE, evidence):
+            continue
+        kind, state = instance.get("InstanceType", ""), (instance.get("State") or {}).get("Name", "")
+        cost = scan.cost(costs.INSTANCE, instance_type=kind) if state in ("pending", "running") else (
+            0.0, f"{state}: no instance-hours (its volumes still bill)")
+        group = tags.get("aws:autoscaling:groupName")
+        found.orphans.append(scan.orphan(
+            EC2_INSTANCE, instance_id, evidence, name=tags.get("Name", ""),
+            detail=f"{kind}, {state}" + (f", in Auto Scaling group {group}" if group else ""), cost=cost))
     return found
 
 
@@ -716,24 +870,64 @@ def _find_log_groups(scan: _Scan) -> _Found:
 
 
 def _find_buckets(scan: _Scan) -> _Found:
+    """Every bucket of the region has its tags read (ownership is the tag), so a bucket with a
+    custom ``storage.bucket`` name is found with only the cluster and the region given. The names
+    kservectl could have given this cluster's bucket (storage's derived name, the configured name,
+    any ``kservectl-`` name and any name with the cluster's in it) are read first; at most
+    ``BUCKET_TAG_READS`` buckets are read, ``BUCKET_READERS`` at a time, and what is left unread
+    is reported (the search is then incomplete)."""
+    from kservectl.phases import storage
+
     s3 = scan.clients["s3"]
     found = _Found()
-    configured = scan.ctx.config.storage.bucket
-    buckets = scan.call("s3:ListBuckets", s3.list_buckets).get("Buckets", [])
-    for bucket in buckets:
-        name = bucket["Name"]
-        if not (name_mentions(name, scan.cluster) or name == configured):
-            continue
-        location = iam.read(scan.ctx, "s3:GetBucketLocation", s3.get_bucket_location,
-                            missing=("NoSuchBucket",), Bucket=name)
-        if location is None or _bucket_region(location.get("LocationConstraint")) != scan.region:
-            continue  # another region's bucket is another region's cluster's
+    named = {storage.derive_bucket_name(scan.cluster, scan.account, scan.region)}
+    if scan.ctx.config.storage.bucket:
+        named.add(scan.ctx.config.storage.bucket)
+    listed = scan.items("s3:ListBuckets", s3, "list_buckets", "Buckets", BucketRegion=scan.region)
+    # BucketRegion is AWS's answer; where an endpoint gives none, GetBucketLocation is asked instead
+    regions = {b["Name"]: b.get("BucketRegion") for b in listed if b.get("BucketRegion") in (None, scan.region)}
+
+    def likely(name: str) -> bool:
+        return name in named or name.startswith(BUCKET_PREFIX) or name_mentions(name, scan.cluster)
+
+    names = sorted(regions, key=lambda name: (not likely(name), name))
+    if len(names) > BUCKET_TAG_READS:
+        found.incomplete.append(
+            f"s3 buckets: only {BUCKET_TAG_READS} of the {len(names)} buckets in {scan.region} had their tags "
+            f"read (those kservectl could have named first); a bucket with another name may be missed")
+        names = names[:BUCKET_TAG_READS]
+
+    def read(name: str) -> dict[str, str] | None:
+        """The bucket's tags; None when it is not in this region or gone."""
+        if regions[name] is None:
+            location = iam.read(scan.ctx, "s3:GetBucketLocation", s3.get_bucket_location,
+                                missing=("NoSuchBucket",), Bucket=name)
+            if location is None or _bucket_region(location.get("LocationConstraint")) != scan.region:
+                return None  # another region's bucket is another region's cluster's
         tagging = iam.read(scan.ctx, "s3:GetBucketTagging", s3.get_bucket_tagging,
                            missing=("NoSuchTagSet", "NoSuchBucket"), Bucket=name)
-        tags = iam.tag_dict((tagging or {}).get("TagSet"))
+        return iam.tag_dict((tagging or {}).get("TagSet"))
+
+    unreadable: list[str] = []
+    tags_of: dict[str, dict[str, str]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(BUCKET_READERS, len(names))),
+                            thread_name_prefix="orphans-s3") as pool:
+        for name, future in [(name, pool.submit(read, name)) for name in names]:
+            try:
+                tags = future.result()
+            except AwsError as exc:  # one unreadable bucket (a bucket policy denying us) is not the search
+                unreadable.append(f"{name} ({exc.one_line()})")
+                continue
+            if tags is not None:
+                tags_of[name] = tags
+    if unreadable:
+        more = f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        found.incomplete.append(f"s3 buckets: could not read {len(unreadable)} bucket{_s(len(unreadable))}: "
+                                + "; ".join(unreadable[:3]) + more)
+    for name, tags in tags_of.items():
         evidence = scan.evidence(tags, name=name, ids=(name, f"arn:{iam.partition(scan.region)}:s3:::{name}"))
-        if name == configured and not evidence.ours and not evidence.others:
-            evidence = Evidence(related=True)  # named in the config, yet untagged: not enough
+        if name in named and not evidence.ours and not evidence.others and not evidence.shared:
+            evidence = Evidence(related=True)  # the name kservectl would give it, yet untagged: not enough
         if found.admit(BUCKET, evidence):
             size, complete = _bucket_size(scan, name)
             gib = size / 2**30
@@ -822,7 +1016,7 @@ def _find_roles(scan: _Scan) -> _Found:
         if arn in trusted:
             extra.append(f"trusted by IAM role {trusted[arn]} (an orphan)")
         if extra:
-            evidence = Evidence(evidence.ours + tuple(extra), evidence.others, True)
+            evidence = dataclasses.replace(evidence, ours=evidence.ours + tuple(extra), related=True)
         region = _issuer_region(arn)
         if evidence.ours and region and region != scan.region:  # a same-named cluster of another region
             evidence = Evidence(others=(f"{scan.cluster} in {region}",), related=True)
@@ -850,8 +1044,12 @@ def _find_policies(scan: _Scan) -> _Found:
 
 def _iam_candidate(scan: _Scan, name: str, path: str, ids: Iterable[str], records: Mapping[str, str]) -> bool:
     """IAM lists no tags; only these are worth a tag read: kservectl's path, the cluster's name in
-    the name, or a stack record."""
-    return path.startswith(iam.IAM_PATH) or name_mentions(name, scan.cluster) or any(i in records for i in ids)
+    the name, the name kservectl gives the load balancer controller's policy (at path ``/``, and
+    shortened with a hash for long cluster names), or a stack record."""
+    from kservectl.phases import alb
+
+    return (path.startswith(iam.IAM_PATH) or name_mentions(name, scan.cluster) or name == alb.policy_name(scan.cluster)
+            or any(i in records for i in ids))
 
 
 def _issuer_region(provider_arn: str) -> str | None:
@@ -978,6 +1176,17 @@ def manual_step(orphan: Orphan) -> str:
                        "protection is on: aws elbv2 modify-load-balancer-attributes --attributes "
                        "Key=deletion_protection.enabled,Value=false first)",
         CLASSIC_ELB: f"aws elb delete-load-balancer --region {r} --load-balancer-name {n}",
+        NODEGROUP: f"aws eks delete-nodegroup --region {r} --cluster-name {orphan.arn_part(1)} --nodegroup-name {n}, "
+                   f"then aws eks wait nodegroup-deleted --region {r} --cluster-name {orphan.arn_part(1)} "
+                   f"--nodegroup-name {n}",
+        AUTOSCALING_GROUP: f"aws autoscaling delete-auto-scaling-group --region {r} --auto-scaling-group-name {n} "
+                           "--force-delete",
+        EC2_INSTANCE: f"aws ec2 terminate-instances --region {r} --instance-ids {i} (if termination protection "
+                      f"is on: aws ec2 modify-instance-attribute --region {r} --instance-id {i} "
+                      "--no-disable-api-termination first)",
+        EKS_CLUSTER: f"delete its node groups and Fargate profiles first (aws eks list-nodegroups --region {r} "
+                     f"--cluster-name {n}; aws eks list-fargate-profiles ...), then aws eks delete-cluster "
+                     f"--region {r} --name {n}",
         TARGET_GROUP: f"aws elbv2 delete-target-group --region {r} --target-group-arn {i} (after the load "
                       "balancer whose listener uses it is gone)",
         NETWORK_INTERFACE: f"aws ec2 delete-network-interface --region {r} --network-interface-id {i} "
@@ -1021,6 +1230,44 @@ def _delete_load_balancer(ctx: Context, o: Orphan) -> str:
 def _delete_classic_elb(ctx: Context, o: Orphan) -> str:
     elb = ctx.aws.client("elb", fail_fast=True)
     iam.call(ctx, "elb:DeleteLoadBalancer", elb.delete_load_balancer, LoadBalancerName=o.name)
+    return "pending"
+
+
+def _delete_nodegroup(ctx: Context, o: Orphan) -> str:
+    eks, write = ctx.aws.client("eks"), ctx.aws.client("eks", fail_fast=True)
+    cluster = o.arn_part(1)
+    current = iam.call(ctx, "eks:DescribeNodegroup", eks.describe_nodegroup, clusterName=cluster,
+                       nodegroupName=o.name)["nodegroup"]
+    if current.get("status") != "DELETING":
+        iam.call(ctx, "eks:DeleteNodegroup", write.delete_nodegroup, clusterName=cluster, nodegroupName=o.name)
+    return "pending"
+
+
+def _delete_autoscaling_group(ctx: Context, o: Orphan) -> str:
+    # ForceDelete terminates the group's instances with it; the instances listed apart then go as
+    # "already gone" or are waited for.
+    client = ctx.aws.client("autoscaling", fail_fast=True)
+    try:
+        iam.call(ctx, "autoscaling:DeleteAutoScalingGroup", client.delete_auto_scaling_group,
+                 AutoScalingGroupName=o.name, ForceDelete=True,
+                 retry_if=_codes("ScalingActivityInProgress", "ResourceInUse"))
+    except AwsError as exc:
+        if exc.code == "ValidationError" and "not found" in exc.message:
+            return "already gone"
+        raise
+    return "pending"
+
+
+def _terminate_instance(ctx: Context, o: Orphan) -> str:
+    iam.call(ctx, "ec2:TerminateInstances", _ec2(ctx).terminate_instances, InstanceIds=[o.id])
+    return "pending"
+
+
+def _delete_eks_cluster(ctx: Context, o: Orphan) -> str:
+    eks, write = ctx.aws.client("eks"), ctx.aws.client("eks", fail_fast=True)
+    current = iam.call(ctx, "eks:DescribeCluster", eks.describe_cluster, name=o.name)["cluster"]
+    if current.get("status") != "DELETING":
+        iam.call(ctx, "eks:DeleteCluster", write.delete_cluster, name=o.name)
     return "pending"
 
 
@@ -1205,7 +1452,9 @@ def _empty_bucket(ctx: Context, s3: Any, write: Any, bucket: str) -> None:
 
 
 DELETERS: dict[str, Callable[[Context, Orphan], str]] = {
-    LOAD_BALANCER: _delete_load_balancer, CLASSIC_ELB: _delete_classic_elb, TARGET_GROUP: _delete_target_group,
+    LOAD_BALANCER: _delete_load_balancer, CLASSIC_ELB: _delete_classic_elb, NODEGROUP: _delete_nodegroup,
+    AUTOSCALING_GROUP: _delete_autoscaling_group, EC2_INSTANCE: _terminate_instance, EKS_CLUSTER: _delete_eks_cluster,
+    TARGET_GROUP: _delete_target_group,
     NETWORK_INTERFACE: _delete_network_interface, NAT_GATEWAY: _delete_nat_gateway,
     ELASTIC_IP: _release_address, SECURITY_GROUP: _delete_security_group, VOLUME: _delete_volume,
     STACK: _delete_stack, INSTANCE_PROFILE: _delete_instance_profile, ROLE: _delete_role,
@@ -1228,6 +1477,27 @@ def _gone(ctx: Context, o: Orphan) -> bool | str:
             aws.call("elb:DescribeLoadBalancers", ctx.aws.client("elb").describe_load_balancers,
                      LoadBalancerNames=[o.name])
             return False
+        if o.type == NODEGROUP:
+            group = aws.call("eks:DescribeNodegroup", ctx.aws.client("eks").describe_nodegroup,
+                             clusterName=o.arn_part(1), nodegroupName=o.name)["nodegroup"]
+            if group.get("status") == "DELETE_FAILED":
+                issues = (group.get("health") or {}).get("issues") or []
+                return "node group deletion failed: " + ("; ".join(
+                    f"{i.get('code', '')}: {i.get('message', '')}" for i in issues) or "no reason given")
+            return False
+        if o.type == EKS_CLUSTER:
+            aws.call("eks:DescribeCluster", ctx.aws.client("eks").describe_cluster, name=o.name)
+            return False
+        if o.type == AUTOSCALING_GROUP:
+            groups = aws.call("autoscaling:DescribeAutoScalingGroups",
+                              ctx.aws.client("autoscaling").describe_auto_scaling_groups,
+                              AutoScalingGroupNames=[o.name])["AutoScalingGroups"]
+            return not groups
+        if o.type == EC2_INSTANCE:
+            reservations = aws.call("ec2:DescribeInstances", ctx.aws.client("ec2").describe_instances,
+                                    InstanceIds=[o.id])["Reservations"]
+            states = [(i.get("State") or {}).get("Name") for r in reservations for i in r.get("Instances", [])]
+            return all(state == "terminated" for state in states)
         if o.type == NAT_GATEWAY:
             nats = aws.call("ec2:DescribeNatGateways", ctx.aws.client("ec2").describe_nat_gateways,
                             NatGatewayIds=[o.id])["NatGateways"]
@@ -1252,6 +1522,10 @@ def _deadline(ctx: Context, kind: str) -> float:
         return waits.load_balancer_deleted
     if kind == NAT_GATEWAY:
         return waits.nat_gateway_deleted
+    if kind in (NODEGROUP, EKS_CLUSTER):
+        return waits.eks_deleted
+    if kind in (AUTOSCALING_GROUP, EC2_INSTANCE):
+        return waits.instances_terminated
     return waits.stack_deleted
 
 

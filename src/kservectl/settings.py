@@ -17,7 +17,9 @@ class ToolTimeouts:
     eksctl_delete: float = 3600.0
     helm: float = 900.0
     kubectl: float = 120.0
-    kill_grace: float = 10.0
+    kill_grace: float = 10.0  # after SIGTERM, how long a stopped tool gets before SIGKILL
+    kill_wait: float = 5.0  # after SIGKILL, how long to wait for the process to be gone
+    output_drain: float = 5.0  # after the tool exits, how long to wait for its last output lines
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class WaitDeadlines:
     volumes_deleted: float = 600.0  # cleanup: PVCs gone and EC2 reporting their EBS volumes deleted
     stack_deleted: float = 1800.0  # a failed eksctl CloudFormation stack being deleted before a re-create
     nat_gateway_deleted: float = 600.0  # cleanup --orphans: a NAT gateway deleting (its EIP freed after)
+    eks_deleted: float = 1800.0  # cleanup --orphans: an EKS cluster or managed node group deleting (~10 min each)
+    instances_terminated: float = 900.0  # cleanup --orphans: Auto Scaling groups (force-deleted) and instances going
     inference_service_ready: float = 900.0
     nlb_active: float = 600.0  # ELBv2 state of the gateway NLB: provisioning -> active (usually 2-4 min)
     job_complete: float = 600.0  # e.g. Knative's default-domain Job (sslip.io magic DNS)

@@ -25,7 +25,10 @@ does not delete PVCs at all); a VPC then fails to delete while they hold ENIs. S
 8. ``alb``: ``alb.uninstall``, the AWS Load Balancer Controller last among in-cluster components
    (removed before the Services, it would strand their NLBs and finalizers), with its IRSA role
    and IAM policy;
-9. ``cluster``: ``cluster.delete`` (``eksctl delete cluster --wait``);
+9. ``cluster``: ``cluster.delete`` (``eksctl delete cluster --wait``); the control-plane log group
+   ``/aws/eks/<name>/cluster`` that eksctl keeps is kept too (audit logs outlive the cluster on
+   purpose) and, when it exists, reported with the ``cleanup --orphans --yes --account <id>``
+   command that deletes it;
 10. ``storage``: ``storage.delete``, kservectl's IAM roles and policies, and the S3 bucket only
     with ``delete_data``.
 
@@ -61,6 +64,7 @@ INGRESS_STACK_TAG = "ingress.k8s.aws/stack"
 INGRESS_GROUP = "alb.ingress.kubernetes.io/group.name"
 EBS_CSI_DRIVER = "ebs.csi.aws.com"
 
+LOG_GROUP = "/aws/eks/{cluster}/cluster"  # EKS writes the control-plane logs there; eksctl keeps it (eksctl#1018)
 PVC_NAME_TAG = "kubernetes.io/created-for/pvc/name"  # set by the EBS CSI driver on every volume it provisions
 PVC_NAMESPACE_TAG = "kubernetes.io/created-for/pvc/namespace"
 USABLE_CLUSTER_STATES = ("ACTIVE", "UPDATING")  # the API server answers while EKS updates the cluster
@@ -309,6 +313,10 @@ class Report:
     def orphans_command(self) -> str:
         return f"kservectl cleanup --orphans --cluster {self.cluster} --region {self.region}"
 
+    def delete_orphans_command(self) -> str:
+        """The command that deletes what ``orphans_command`` lists, pinned to this account."""
+        return f"{self.orphans_command()} --yes --account {self.account_id}"
+
     def as_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "region": self.region, "account_id": self.account_id,
                 "dry_run": self.dry_run, "delete_data": self.delete_data, "ok": self.ok,
@@ -466,7 +474,9 @@ def tasks(ctx: Context, pre: Preflight, *, delete_data: bool, report: Report) ->
     def run_cluster() -> list[str]:
         result = cluster.delete(ctx)
         for item in result.get("left_behind") or []:
-            report.kept.append(f"{item}: `{report.orphans_command()} --yes` deletes it")
+            if LOG_GROUP.format(cluster=ctx.cluster) in item and not log_group_exists(ctx):
+                continue  # control-plane logging was off: there is no log group to keep
+            report.kept.append(f"{item}: `{report.delete_orphans_command()}` deletes it")
         return result["actions"]
 
     def preview_cluster() -> list[str]:
@@ -609,6 +619,17 @@ def _at(holder: Holder) -> str:
     return f" ({', '.join(holder.hostnames)})" if holder.hostnames else ""
 
 
+def log_group_exists(ctx: Context) -> bool:
+    """Does the cluster's control-plane log group exist? (True when it cannot be read: say it may.)"""
+    name = LOG_GROUP.format(cluster=ctx.cluster)
+    logs = ctx.aws.client("logs")
+    try:
+        groups = aws.call("logs:DescribeLogGroups", logs.describe_log_groups, logGroupNamePrefix=name)
+    except KservectlError:
+        return True
+    return any(g.get("logGroupName") == name for g in groups.get("logGroups") or [])
+
+
 # -- load balancers ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadBalancer:
@@ -729,8 +750,8 @@ def existing_volumes(ctx: Context, ids: list[str]) -> dict[str, str]:
 def volumes_by_tags(ctx: Context, unknown: list[Claim]) -> dict[tuple[str, str], str]:
     """The EBS volumes of PVCs whose PV could not be read: the EBS CSI driver tags each volume with
     its PVC (``kubernetes.io/created-for/pvc/{namespace,name}``); only a volume that also names this
-    cluster (``kservectl.io/cluster`` from the gp3 StorageClass, or ``kubernetes.io/cluster/<name>``)
-    counts."""
+    cluster (``kservectl.io/cluster`` from the gp3 StorageClass, or ``kubernetes.io/cluster/<name>=owned``;
+    ``=shared`` is no ownership) counts."""
     if not unknown:
         return {}
     ec2 = ctx.aws.client("ec2")
@@ -741,7 +762,7 @@ def volumes_by_tags(ctx: Context, unknown: list[Claim]) -> dict[tuple[str, str],
     for vol in answer.get("Volumes") or []:
         tags = {t["Key"]: t.get("Value", "") for t in vol.get("Tags") or []}
         key = (tags.get(PVC_NAMESPACE_TAG, ""), tags.get(PVC_NAME_TAG, ""))
-        ours = tags.get(cluster.OWNER_TAG) == ctx.cluster or f"kubernetes.io/cluster/{ctx.cluster}" in tags
+        ours = tags.get(cluster.OWNER_TAG) == ctx.cluster or tags.get(f"kubernetes.io/cluster/{ctx.cluster}") == "owned"
         if key in wanted and ours:
             found[key] = vol["VolumeId"]
     return found
