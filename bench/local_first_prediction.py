@@ -4,7 +4,8 @@ bare `mlflow` and `mlserver` executables take just to start and print their vers
 
 `kservectl up --provider local` returns only after its test passed (V2 infer and /invocations
 answered with as many predictions as rows sent), so its wall time is the time to first
-prediction. Runs in a temporary KSERVECTL_HOME and cleans up after itself.
+prediction. Runs in a temporary KSERVECTL_HOME and cleans up after itself (`kservectl cleanup
+--provider local --yes --delete-data` in that home, then the folder is removed).
 Run: .venv/bin/python bench/local_first_prediction.py
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,9 @@ def main() -> int:
     finally:
         subprocess.run([kservectl, "cleanup", "-p", "local", "-c", "bench", "--yes", "--delete-data"], env=env,
                        capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python "
+          f"{platform.python_version()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'case':<44} {'seconds':>8}  test")
     for label, seconds, verdict in rows:
         print(f"{label:<44} {seconds:>8.1f}  {verdict}")

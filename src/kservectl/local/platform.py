@@ -129,20 +129,52 @@ def start_model_server(ctx: Context, state: LocalState, served: ServedModel, por
     return served
 
 
+def _wanted_port(ctx: Context, state: LocalState, name: str, requested: int = 0) -> tuple[int, str]:
+    """The port ``name`` must serve on and the setting that asks for it, or ``(0, "")`` for any.
+
+    ``--port`` wins. ``local.model_port`` belongs to one model: the first served while it is set
+    (with ``up``, the example model), which keeps it across new versions and restarts; while
+    another recorded model holds it, every other model gets a free port.
+    """
+    if requested:
+        return requested, "--port"
+    pinned = ctx.config.local.model_port
+    if pinned and not any(other != name and m.proc and m.proc.port == pinned for other, m in state.models.items()):
+        return pinned, "local.model_port"
+    return 0, ""
+
+
+def check_port(ctx: Context, state: LocalState, name: str, requested: int = 0) -> tuple[int, str]:
+    """``_wanted_port``, checked before anything starts: a configured port that anything but
+    ``name``'s own running server holds is a ConfigError naming the setting (exit 2)."""
+    port, setting = _wanted_port(ctx, state, name, requested)
+    current = state.models.get(name)
+    ours = current is not None and current.proc is not None and current.proc.port == port \
+        and procs.alive(current.proc)
+    if port and not ours:
+        procs.choose_port(port, setting)
+    return port, setting
+
+
 def deploy(ctx: Context, state: LocalState, name: str, model_uri: str, *, port: int = 0) -> ServedModel:
     """Serve ``model_uri`` as ``name`` (replacing what ``name`` served before)."""
     validation.dns_label("NAME", name)
     validation.model_uri("--model", model_uri)
+    wanted, setting = check_port(ctx, state, name, port)
     mlflow_proc, _ = ensure_mlflow(ctx, state)
     current = state.models.get(name)
-    if current and current.model_uri == model_uri and current.proc and procs.alive(current.proc):
+    if current and current.model_uri == model_uri and current.proc and procs.alive(current.proc) \
+            and wanted in (0, current.proc.port):
         return current
     path = _download(ctx, model_uri, state.models_dir / name / "model", tracking_uri(mlflow_proc))
     if current and current.proc:
         procs.stop(current.proc, ctx.clock)
-    chosen = port or (current.proc.port if current and current.proc and not procs.port_in_use(current.proc.port)
-                      else 0)
-    chosen = procs.choose_port(chosen, "--port")
+    if wanted:
+        chosen = procs.choose_port(wanted, setting)
+    elif current and current.proc and not procs.port_in_use(current.proc.port):
+        chosen = current.proc.port
+    else:
+        chosen = procs.free_port()
     return start_model_server(ctx, state, ServedModel(name, model_uri, str(path)), chosen)
 
 
@@ -151,8 +183,12 @@ def heal(ctx: Context, state: LocalState) -> list[str]:
     healed = []
     for served in list(state.models.values()):
         if served.proc is not None and not procs.alive(served.proc):
+            wanted, _ = check_port(ctx, state, served.name)
             ctx.reporter.warn(f"the model server for {served.name} (pid {served.proc.pid}) had exited; restarting it")
-            port = served.proc.port if not procs.port_in_use(served.proc.port) else procs.free_port()
+            if wanted:
+                port = wanted
+            else:
+                port = served.proc.port if not procs.port_in_use(served.proc.port) else procs.free_port()
             start_model_server(ctx, state, served, port)
             healed.append(served.name)
     return healed
@@ -182,13 +218,16 @@ def up(ctx: Context) -> UpResult:
     """MLflow up, the model registered (the example unless model.uri is set), served, tested."""
     require_extra()
     state = LocalState.load(ctx.cluster)
+    name = ctx.config.model.name
+    # configured ports checked before anything starts: the served model's and those a restart needs
+    for checked in {name} | {n for n, m in state.models.items() if m.proc and not procs.alive(m.proc)}:
+        check_port(ctx, state, checked)
     actions: list[str] = []
     proc, started = ensure_mlflow(ctx, state)
     if started:
         actions.append("started MLflow")
     actions += [f"restarted {n}" for n in heal(ctx, state)]
     tracking = tracking_uri(proc)
-    name = ctx.config.model.name
     before = state.models.get(name)
     if ctx.config.model.uri:
         model_uri = ctx.config.model.uri

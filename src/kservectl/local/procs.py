@@ -1,9 +1,10 @@
 """Detached, supervised processes for the local provider.
 
 A process is started in its own session (never holding the caller's stdout or stderr: output
-goes to a log file), recorded with its pid, argv and start time, and later recognised by pid
-*and* command line (a reused pid is not ours). Stopping signals the process group, by pid,
-never by name.
+goes to a log file), recorded with its pid, argv and the kernel's start time of that pid
+(``/proc/<pid>/stat``), and later recognised by pid *and* that start time (a reused pid has
+another start time, so it is not ours). Only a record without a start time falls back to
+comparing the command line. Stopping signals the process group, by pid, never by name.
 """
 
 from __future__ import annotations
