@@ -18,7 +18,7 @@ from test_phase_serve import API, V1, V2, FakeKServe
 
 @pytest.fixture(autouse=True)
 def wide_tables(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")  # tables are drawn for a terminal; keep rows on one line
+    monkeypatch.setenv("COLUMNS", "400")  # tables are drawn for a terminal; keep rows on one line
 
 
 @pytest.fixture
@@ -67,6 +67,7 @@ def test_canary_rollback_retry_and_promote_through_the_cli(cli, cluster):
     promoted = json.loads(cli("serve", "promote", "wine", "-o", "json").stdout)
     status = json.loads(cli("serve", "status", "wine", "-o", "json").stdout)
     after = cli("serve", "rollback", "wine")
+    back = json.loads(cli("serve", "status", "wine", "-o", "json").stdout)
 
     assert [t["percent"] for t in canary["service"]["traffic"]] == [25, 75]
     assert "(canary 25%, stable" in listed.stdout
@@ -79,8 +80,12 @@ def test_canary_rollback_retry_and_promote_through_the_cli(cli, cluster):
     assert status["traffic"] == [
         {"revision": "wine-predictor-00002", "percent": 100, "latest": True, "tag": None}]
     assert status["revisions"]["previous_rolled_out"] == "wine-predictor-00001"
-    assert after.exit_code == 2
-    assert f"kservectl serve deploy wine --storage-uri {V1}" in after.stderr
+    # after the promotion, rollback returns all traffic to the revision rolled out before it
+    assert after.exit_code == 0, after.stderr
+    assert ("rollback after a promotion: 100% back to the previously rolled-out revision wine-predictor-00001"
+            in after.stdout)
+    assert [(t["revision"], t["percent"]) for t in back["traffic"]] == [
+        ("wine-predictor-00002", 0), ("wine-predictor-00001", 100)]
 
 
 def test_standard_mode_refuses_canary_and_scale_to_zero_with_one_line(cli, cluster, monkeypatch):
@@ -96,6 +101,40 @@ def test_standard_mode_refuses_canary_and_scale_to_zero_with_one_line(cli, clust
     assert zero.exit_code == 2
     assert "model.min_replicas=0 is invalid: scale to zero needs kserve.mode=knative" in zero.stderr
     assert cluster.find(API, "InferenceService", "wine", "models") is None
+
+
+def test_list_shows_each_service_with_its_url_readiness_revisions_and_traffic(cli, cluster):
+    deploy(cli, "wine", "--storage-uri", V1)
+    deploy(cli, "wine", "--storage-uri", V2, "--canary-percent", "25")
+    deploy(cli, "beer", "--storage-uri", V2)
+
+    listed = cli("serve", "list")
+
+    assert listed.exit_code == 0, listed.stderr
+    header = next(line for line in listed.stdout.splitlines() if "name" in line and "traffic" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "name", "ready", "url", "model", "replicas (min-max)", "revisions", "traffic"]
+    rows = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if line.startswith("│")}
+    assert "http://wine-predictor.models.example.com" in rows["wine"]
+    assert "latest wine-predictor-00002, rolled out wine-predictor-00001" in rows["wine"]
+    assert "wine-predictor-00002 (latest): 25%, wine-predictor-00001 (prev): 75%" in rows["wine"]
+    assert "latest beer-predictor-00001, rolled out beer-predictor-00001" in rows["beer"]
+    assert "beer-predictor-00001 (latest): 100%" in rows["beer"]
+
+
+def test_a_cluster_installed_in_standard_mode_refuses_a_canary_under_the_default_config(cli, cluster):
+    cluster.ensure_namespace("kserve")  # what `kservectl kserve install --mode standard` recorded
+    cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "kservectl-kserve", "namespace": "kserve"}, "data": {"mode": "standard"}})
+    assert deploy(cli, "wine", "--storage-uri", V1).exit_code == 0
+
+    canary = cli("serve", "deploy", "wine", "--storage-uri", V2, "--canary-percent", "10")
+
+    assert canary.exit_code == 2
+    assert canary.stderr.endswith(
+        "Error: canary rollouts need kserve.mode=knative; KServe on cluster kservectl is installed in standard "
+        "mode (deploy without --canary-percent to replace the model in place)\n")
+    assert cluster.get(API, "InferenceService", "wine", "models")["spec"]["predictor"]["model"]["storageUri"] == V1
 
 
 def test_delete_asks_first_and_keeps_every_other_service(cli, cluster):

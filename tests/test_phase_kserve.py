@@ -94,6 +94,7 @@ class FakeCluster:
         self.webhook_ready_after: dict[str, float] = {}
         self.hostname_delay = 0.05
         self.hostname_after_install = False
+        self.job_outcome = "complete"  # Knative's default-domain Job: complete | failed | never
         self.lbc = True
         self.lbc_deletes_nlb = True
         self.nlbs: dict[str, dict[str, str]] = {}  # "ns/name" -> {"arn", "dns", "scheme"}
@@ -325,6 +326,16 @@ class FakeCluster:
 
             def job() -> None:
                 time.sleep(0.1)
+                if self.job_outcome == "never":
+                    self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving",
+                                           {"active": 1})
+                    return
+                if self.job_outcome == "failed":
+                    failed = {"failed": 7, "conditions": [
+                        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                         "message": "Job has reached the specified backoff limit"}]}
+                    self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", failed)
+                    return
                 self.kube.patch("v1", "ConfigMap", "config-domain", "knative-serving",
                                 {"data": {"203.0.113.7.sslip.io": ""}})
                 complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
@@ -468,6 +479,26 @@ def test_each_key_list_is_for_the_pinned_chart_version_and_names_its_source(char
     assert keys["chart"] == chart
     assert keys["version"] == PINS[pin].version, "a pin moved: re-check this chart's value keys"
     assert keys["source"] and keys["keys"]
+    # the source names the chart version the keys really came from
+    keys_from = keys.get("keys_from", keys["version"])
+    assert re.search(rf"\b{re.escape(keys_from)}\b", " ".join(keys["source"].split())), keys_from
+
+
+def test_the_kserve_key_lists_say_they_come_from_older_charts_than_the_pin():
+    assert kserve.stale_key_lists(plain_context()) == [
+        "kserve-resources v0.20.0 (keys from v0.16.0)", "kserve-runtime-configs v0.20.0 (keys from v0.17.1)"]
+    source = " ".join(kserve.chart_keys("kserve-resources")["source"].split())
+    # the reference names no disableIngressCreation for v0.20.0: the list must not claim it does
+    assert "disableIngressCreation, which kservectl sets in standard mode, is NOT named there" in source
+
+
+def test_plan_warns_once_that_the_values_are_checked_against_older_key_lists(tmp_path):
+    ctx = plain_context()
+    kserve.plan(ctx, LiveValues(), tmp_path)
+    [warning] = ctx.reporter.messages("warn")
+    assert warning.startswith("the values files are checked against value keys transcribed from older "
+                              "charts than the pinned ones: kserve-resources v0.20.0 (keys from v0.16.0), "
+                              "kserve-runtime-configs v0.20.0 (keys from v0.17.1);")
 
 
 def test_tls_terminates_on_443_at_the_nlb_and_forwards_plain_http_to_kourier():
@@ -723,6 +754,98 @@ def test_a_failed_nlb_ends_the_wait_at_once(cluster, monkeypatch):
 
 
 # -- install -----------------------------------------------------------------------------------------
+
+def test_the_nlb_gone_wait_polls_until_the_nlb_is_deleted(cluster):
+    ctx = cluster.context()
+    lb = nlb(cluster, state="active")
+    arn = cluster.load_balancers()[0]["LoadBalancerArn"]
+    cluster.clock.hooks.append(lambda n: cluster.elbv2.delete_load_balancer(LoadBalancerArn=arn) if n == 2
+                               else None)
+    kserve.wait_nlb_gone(ctx, lb["dns"])
+    assert len(cluster.clock.sleeps) == 2
+    assert (f"the gateway NLB {lb['dns']} to be deleted: NLB k8s-kourier-abc still exists (active)"
+            in ctx.reporter.messages("waiting"))
+
+
+def test_the_nlb_gone_wait_timeout_names_the_nlb_still_there(cluster):
+    ctx = cluster.context(settings=short(load_balancer_deleted=10))
+    lb = nlb(cluster, state="active")
+    with pytest.raises(WaitTimeout) as caught:
+        kserve.wait_nlb_gone(ctx, lb["dns"])
+    assert caught.value.one_line() == (f"timed out after 10s waiting for the gateway NLB {lb['dns']} to be "
+                                       "deleted: NLB k8s-kourier-abc still exists (active)")
+
+
+def test_uninstall_reports_an_nlb_that_outlives_its_service_with_the_manual_cleanup(cluster):
+    kserve.install(cluster.context())
+    cluster.cluster.lbc_deletes_nlb = False  # the finalizer goes, the NLB stays (LBC#3841)
+    threading.Timer(0.3, lambda: cluster.kube.patch("v1", "Service", "kourier", "kourier-system",
+                                                    {"metadata": {"finalizers": None}})).start()
+    result = kserve.uninstall(cluster.context(settings=short(load_balancer_deleted=10)))
+    [failure] = result["failures"]
+    dns = cluster.cluster.nlbs["kourier-system/kourier"]["dns"]
+    assert failure["step"] == "gateway Service and its NLB"
+    assert failure["error"].startswith(f"timed out after 10s waiting for the gateway NLB {dns} to be deleted: "
+                                       "NLB k8s-kourier-")
+    assert "elbv2.k8s.aws/cluster=kservectl" in failure["manual_cleanup"]
+    assert "helm uninstall cert-manager" in cluster.cluster.log  # the rest went on
+
+
+def test_the_default_domain_job_wait_ends_at_once_when_the_job_fails(cluster):
+    cluster.cluster.job_outcome = "failed"
+    ctx = cluster.context(**{"exposure.dns": "sslip"})
+    with pytest.raises(KservectlError) as caught:
+        kserve.install(ctx)
+    assert caught.value.one_line() == (
+        "Job knative-serving/default-domain failed: BackoffLimitExceeded Job has reached the specified backoff "
+        "limit (kubectl -n knative-serving logs job/default-domain)")
+    assert not isinstance(caught.value, WaitTimeout)
+
+
+def test_the_default_domain_job_wait_timeout_names_the_jobs_pods(cluster):
+    cluster.cluster.job_outcome = "never"
+    ctx = cluster.context(settings=short(job_complete=SHORT), **{"exposure.dns": "sslip"})
+    with pytest.raises(WaitTimeout) as caught:
+        kserve.install(ctx)
+    assert caught.value.one_line().startswith(
+        "timed out after 0.4s waiting for Knative's default-domain Job to set an sslip.io domain: "
+        "Job knative-serving/default-domain: 1 active, 0 failed pods")
+
+
+def test_a_cert_manager_webhook_that_comes_up_late_holds_kserve_back_until_it_serves(cluster):
+    cluster.cluster.webhook_ready_after[kserve.CERT_MANAGER_WEBHOOK] = 0.6
+    ready_at: list[float] = []
+    kserve_at: list[float] = []
+    original = cluster.cluster.helm
+
+    def helm(argv: list[str]) -> None:
+        if argv[1] == "upgrade" and argv[3] == "kserve-crd":
+            kserve_at.append(time.monotonic())
+        original(argv)
+    cluster.cluster.helm = helm
+    cluster.kube.emulator.add_listener(lambda event: ready_at.append(time.monotonic()) if (
+        event.resource.plural == "endpoints" and event.object["metadata"]["name"] == kserve.CERT_MANAGER_WEBHOOK
+        and any(s.get("addresses") for s in event.object.get("subsets") or [])) else None)
+    ctx = cluster.context()
+    kserve.install(ctx)
+    assert ("the cert-manager webhook to serve (ready endpoints of Service cert-manager/cert-manager-webhook): "
+            "Service cert-manager/cert-manager-webhook: 1 endpoints not ready yet (webhook pods starting)"
+            ) in ctx.reporter.messages("waiting")
+    assert ready_at and kserve_at and kserve_at[0] > ready_at[0]
+
+
+def test_a_cert_manager_webhook_that_never_serves_stops_the_install_before_kserve(cluster):
+    cluster.cluster.webhook_ready_after[kserve.CERT_MANAGER_WEBHOOK] = float("inf")
+    ctx = cluster.context(settings=short(endpoints_ready=SHORT))
+    with pytest.raises(WaitTimeout) as caught:
+        kserve.install(ctx)
+    assert caught.value.one_line().startswith(
+        "timed out after 0.4s waiting for the cert-manager webhook to serve (ready endpoints of Service "
+        "cert-manager/cert-manager-webhook): Service cert-manager/cert-manager-webhook: 1 endpoints not ready "
+        "yet (webhook pods starting)")
+    assert cluster.cluster.log == ["helm install cert-manager"]  # nothing of Knative or KServe
+
+
 def test_install_in_knative_mode_converges_the_stack_in_order(cluster):
     ctx = cluster.context()
     result = kserve.install(ctx)
@@ -941,6 +1064,15 @@ def test_a_dry_run_records_the_commands_and_changes_nothing(cluster):
     assert result["gateway"]["hostname"] is None
 
 
+def test_install_warns_once_that_the_values_are_checked_against_older_key_lists(cluster):
+    ctx = cluster.context(dry_run=True)
+    result = kserve.install(ctx)
+    warned = [w for w in ctx.reporter.messages("warn") if "older charts than the pinned ones" in w]
+    assert len(warned) == 1
+    assert "kserve-resources v0.20.0 (keys from v0.16.0)" in warned[0]
+    assert result["warnings"] == warned
+
+
 def test_a_dry_run_in_sslip_mode_lists_knatives_default_domain_job(cluster):
     result = kserve.install(cluster.context(dry_run=True, **{"exposure.dns": "sslip"}))
     assert result["commands"][-1].endswith("knative-v1.21.1/serving-default-domain.yaml")
@@ -1024,7 +1156,12 @@ def test_status_reports_versions_against_the_pins_readiness_and_the_gateway(clus
     assert data["mode"] == "knative" and data["ready"] is True
     by_name = {c["component"]: c for c in data["components"]}
     assert set(by_name) == {"cert-manager", "knative-serving", "net-kourier", "kserve-crd",
-                            "kserve-resources", "kserve-runtime-configs"}
+                            "kserve-resources", "kserve-runtime-configs", "mlserver-runtime"}
+    assert by_name["mlserver-runtime"] == {
+        "component": "mlserver-runtime", "pinned": "docker.io/seldonio/mlserver:1.7.1",
+        "installed": "docker.io/seldonio/mlserver:1.7.1", "ready": True, "up_to_date": True,
+        "detail": "ClusterServingRuntime kserve-mlserver runs docker.io/seldonio/mlserver:1.7.1"}
+    assert data["drift"] == []
     assert by_name["knative-serving"] == {"component": "knative-serving", "pinned": "1.21.1",
                                           "installed": "1.21.1", "ready": True, "up_to_date": True,
                                           "detail": "5 Deployments Available"}
@@ -1049,6 +1186,39 @@ def test_status_shows_an_outdated_component_and_one_not_ready(cluster):
     assert "Deployment kserve/kserve-controller-manager: 0/1 replicas available (Available=False " \
            "MinimumReplicasUnavailable)" in by_name["kserve-resources"]["detail"]
     assert data["ready"] is False
+
+
+def test_status_reports_an_mlserver_image_that_drifted_from_the_pin(cluster):
+    kserve.install(cluster.context())
+    cluster.kube.patch("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "kserve-mlserver", None, {
+        "spec": {"containers": [{"name": "kserve-container", "image": "docker.io/seldonio/mlserver:1.5.0"}]}})
+    data = kserve.status(cluster.context())
+    runtime = next(c for c in data["components"] if c["component"] == "mlserver-runtime")
+    assert runtime["installed"] == "docker.io/seldonio/mlserver:1.5.0" and runtime["up_to_date"] is False
+    assert runtime["detail"] == (
+        "drift: ClusterServingRuntime kserve-mlserver runs docker.io/seldonio/mlserver:1.5.0, pinned "
+        "docker.io/seldonio/mlserver:1.7.1; models are checked against the pin: re-run `kservectl kserve "
+        "install`")
+    assert data["drift"] == ["mlserver-runtime: installed docker.io/seldonio/mlserver:1.5.0, pinned "
+                             "docker.io/seldonio/mlserver:1.7.1"]
+
+
+def test_standard_mode_status_judges_metrics_server_by_its_own_deployment_only(cluster):
+    kserve.install(cluster.context(**{"kserve.mode": "standard"}))
+    cluster.cluster.never.add("coredns")  # an unrelated Deployment in kube-system that is not Available
+    cluster.cluster.deployment("coredns", "kube-system")
+    data = kserve.status(cluster.context(**{"kserve.mode": "standard"}))
+    metrics = next(c for c in data["components"] if c["component"] == "metrics-server")
+    assert metrics["ready"] is True, metrics
+    assert metrics["detail"] == "1 Deployments Available"
+    assert data["ready"] is True
+    cluster.kube.patch_status("apps/v1", "Deployment", "kservectl-metrics-server", "kube-system", {
+        "availableReplicas": 0,
+        "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]})
+    metrics = next(c for c in kserve.status(cluster.context(**{"kserve.mode": "standard"}))["components"]
+                   if c["component"] == "metrics-server")
+    assert metrics["ready"] is False
+    assert "Deployment kube-system/kservectl-metrics-server: 0/1 replicas available" in metrics["detail"]
 
 
 # -- the CLI --------------------------------------------------------------------------------------------
@@ -1118,7 +1288,8 @@ def test_kserve_uninstall_dry_run_needs_no_confirmation_and_deletes_nothing(cli,
     assert cli_cluster.emulator.resource_version == before
 
 
-def test_kserve_status_prints_json(cli, cluster):
+def test_kserve_status_prints_json(cli, cluster, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: one line per component
     kserve.install(cluster.context())
     path = paths.kubeconfig_path("kservectl")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1129,3 +1300,11 @@ def test_kserve_status_prints_json(cli, cluster):
     assert data["ready"] is True and data["gateway"]["nlb_state"] == "active"
     table = cli("kserve", "status")
     assert "knative-serving" in table.stdout and "internet-facing" in table.stdout
+    assert "as pinned" in table.stdout and "drift:" not in table.stdout
+    cluster.kube.patch("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "kserve-mlserver", None, {
+        "spec": {"containers": [{"name": "kserve-container", "image": "docker.io/seldonio/mlserver:1.5.0"}]}})
+    drifted = cli("kserve", "status")
+    row = next(line for line in drifted.stdout.splitlines() if "mlserver-runtime" in line)
+    assert "DRIFT" in row
+    assert ("drift: mlserver-runtime: installed docker.io/seldonio/mlserver:1.5.0, pinned "
+            "docker.io/seldonio/mlserver:1.7.1 (re-run `kservectl kserve install` to converge)") in drifted.stdout

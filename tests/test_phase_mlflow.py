@@ -42,6 +42,7 @@ LIVE = LiveValues(account_id=ACCOUNT)
 NS = "mlflow"
 DB_URI = "postgresql+psycopg2://mlflow:Db-Passw0rd-7731@db.example.internal:5432/mlflow"
 LB_HOST = "k8s-mlflow-mlflow-0123456789.elb.us-west-2.amazonaws.com"
+BUCKET = f"kservectl-kservectl-{ACCOUNT}-us-west-2"  # the storage phase's bucket of cluster kservectl
 
 PUBLIC = Config(mlflow=MlflowSection(public=True), exposure=ExposureSection(source_ranges=["203.0.113.0/24"]))
 EXTERNAL_DB = Config(mlflow=MlflowSection(database_uri=DB_URI))
@@ -641,9 +642,9 @@ def test_uninstall_removes_the_server_but_keeps_the_pvc_the_auth_secret_and_the_
         "PersistentVolumeClaim mlflow/mlflow-data",
         "Secret mlflow/mlflow-auth",
         "Namespace mlflow",
-        "the S3 artifact bucket (owned by `kservectl storage`)",
+        "MLflow's artifacts in the S3 bucket (owned by `kservectl storage`)",
     ]
-    assert ctx._aws is None  # no AWS call at all: the bucket is never touched
+    assert ctx._aws is None  # no AWS call at all: without --delete-data the bucket is never touched
 
 
 def test_uninstall_waits_for_the_load_balancer_controller_to_release_the_service(cluster):
@@ -664,7 +665,8 @@ def test_uninstall_waits_for_the_load_balancer_controller_to_release_the_service
 
 def test_uninstall_with_delete_data_removes_the_pvc_the_secrets_and_the_namespace(cluster):
     mlflow.install(make_ctx(cluster, PUBLIC), http=FakeLoadBalancer(cluster))
-    result = mlflow.uninstall(make_ctx(cluster, PUBLIC), delete_data=True)
+    ctx = make_ctx(cluster, PUBLIC)
+    result = mlflow.uninstall(ctx, delete_data=True)  # as the cluster teardown calls it
     assert result["deleted"][-3:] == [
         "Secret mlflow/mlflow-auth",
         "PersistentVolumeClaim mlflow/mlflow-data",
@@ -673,7 +675,104 @@ def test_uninstall_with_delete_data_removes_the_pvc_the_secrets_and_the_namespac
     namespace = cluster.find("v1", "Namespace", NS)  # terminating until the namespace controller finishes
     assert namespace is None or namespace["metadata"].get("deletionTimestamp")
     assert cluster.find("v1", "PersistentVolumeClaim", "mlflow-data", NS) is None
-    assert result["kept"] == ["the S3 artifact bucket (owned by `kservectl storage`)"]
+    # the artifacts are the storage step's business in a teardown: no S3 call without delete_artifacts
+    assert result["kept"] == ["MLflow's artifacts in the S3 bucket (owned by `kservectl storage`)"]
+    assert ctx._aws is None
+
+
+def test_delete_artifacts_with_no_bucket_finds_nothing_to_delete(cluster):
+    mlflow.install(make_ctx(cluster))
+    result = mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert f"S3 bucket {BUCKET} (no MLflow artifacts to delete)" in result["not_found"]
+    assert result["kept"] == [
+        f"the S3 bucket {BUCKET} itself and everything outside mlflow-artifacts/ (owned by `kservectl storage`; "
+        "`kservectl storage delete --delete-data --yes` or `kservectl cleanup --delete-data` removes it)"]
+
+
+def artifact_bucket(tags: dict[str, str] | None) -> Any:
+    """The storage phase's versioned bucket with MLflow artifacts (two versions of one object and a
+    delete marker) and things that are not MLflow's: a served model, a key that only starts like the
+    prefix, and a file at the top."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    if tags is not None:
+        s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    for key in ("mlflow-artifacts/1/models/m-1/artifacts/MLmodel", "mlflow-artifacts/1/models/m-1/artifacts/MLmodel",
+                "mlflow-artifacts/1/run/metrics.json", "mlflow-artifacts/2/gone.txt",
+                "models/wine/MLmodel", "mlflow-artifacts-backup/MLmodel", "README.txt"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    s3.delete_object(Bucket=BUCKET, Key="mlflow-artifacts/2/gone.txt")  # leaves a delete marker
+    return s3
+
+
+def versions(s3: Any) -> list[str]:
+    page = s3.list_object_versions(Bucket=BUCKET)
+    return sorted(v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", []))
+
+
+def test_uninstall_with_delete_data_deletes_mlflows_artifacts_only_under_its_prefix(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl", "kservectl.io/component": "storage"})
+    mlflow.install(make_ctx(cluster))
+    ctx = make_ctx(cluster)
+    result = mlflow.uninstall(ctx, delete_data=True, delete_artifacts=True)
+    assert f"MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/ (5 object versions)" in result["deleted"]
+    # what was NOT deleted: the bucket, a served model, keys outside the prefix (even one that starts alike)
+    assert versions(s3) == ["README.txt", "mlflow-artifacts-backup/MLmodel", "models/wine/MLmodel"]
+    assert s3.head_bucket(Bucket=BUCKET)
+    assert result["kept"] == [
+        f"the S3 bucket {BUCKET} itself and everything outside mlflow-artifacts/ (owned by `kservectl storage`; "
+        "`kservectl storage delete --delete-data --yes` or `kservectl cleanup --delete-data` removes it)"]
+    assert cluster.find("v1", "PersistentVolumeClaim", "mlflow-data", NS) is None
+
+
+def test_a_dry_run_with_delete_data_counts_the_artifacts_and_deletes_nothing(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    before = versions(s3)
+    ctx = make_ctx(cluster, dry_run=True)
+    calls: list[str] = []
+    ctx.aws.observers.append(lambda service, op: calls.append(op))
+    result = mlflow.uninstall(ctx, delete_data=True, delete_artifacts=True)
+    assert f"MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/ (5 object versions)" in result["deleted"]
+    assert versions(s3) == before
+    from kservectl.aws import is_mutating
+
+    assert [op for op in calls if is_mutating(op)] == []
+
+
+@pytest.mark.parametrize(("tags", "why"), [
+    (None, f"S3 bucket {BUCKET} exists but has no kservectl.io/cluster tag: kservectl did not create it"),
+    ({"kservectl.io/cluster": "other"},
+     f"S3 bucket {BUCKET} belongs to cluster 'other' (kservectl.io/cluster=other), not 'kservectl'"),
+])
+def test_delete_data_refuses_a_bucket_without_this_clusters_tag_and_deletes_nothing(cluster, tags, why):
+    s3 = artifact_bucket(tags)
+    mlflow.install(make_ctx(cluster))
+    before = versions(s3)
+    with pytest.raises(KservectlError) as info:
+        mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert info.value.one_line() == (
+        f"refusing to delete MLflow's artifacts: {why} (nothing was deleted; kservectl deletes artifacts only in "
+        "a bucket tagged kservectl.io/cluster=kservectl (or run without --delete-data))")
+    assert versions(s3) == before
+    assert cluster.find("apps/v1", "Deployment", "mlflow", NS) is not None  # checked before anything went
+    assert cluster.find("v1", "PersistentVolumeClaim", "mlflow-data", NS) is not None
+
+
+def test_without_delete_data_the_artifacts_stay_and_the_output_says_so(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    before = versions(s3)
+    ctx = make_ctx(cluster)
+    result = mlflow.uninstall(ctx)
+    assert versions(s3) == before
+    assert "MLflow's artifacts in the S3 bucket (owned by `kservectl storage`)" in result["kept"]
+    assert "PersistentVolumeClaim mlflow/mlflow-data" in result["kept"]
+    [info] = [m for m in ctx.reporter.messages("info") if m.startswith("kept ")]
+    assert "`--delete-data --yes` removes them" in info
 
 
 def test_uninstall_dry_run_deletes_nothing_and_a_second_uninstall_finds_nothing(cluster):
@@ -788,12 +887,26 @@ def test_uninstall_delete_data_without_yes_asks_and_with_no_terminal_refuses(cli
     assert done.exit_code == 0 and "deleted  PersistentVolumeClaim mlflow/mlflow-data" in done.stdout
 
 
+def test_uninstall_delete_data_yes_deletes_the_pvc_and_mlflows_artifacts_and_says_the_bucket_stays(
+        cli, cli_cluster, cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    assert cli("mlflow", "install").exit_code == 0
+    done = cli("mlflow", "uninstall", "--delete-data", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert "deleted  PersistentVolumeClaim mlflow/mlflow-data" in done.stdout
+    assert f"deleted  MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/ (5 object versions)" in done.stdout
+    assert (f"kept  the S3 bucket {BUCKET} itself and everything outside mlflow-artifacts/ (owned by "
+            "`kservectl storage`; `kservectl storage delete --delete-data --yes` or `kservectl cleanup "
+            "--delete-data` removes it)") in done.stdout
+    assert versions(s3) == ["README.txt", "mlflow-artifacts-backup/MLmodel", "models/wine/MLmodel"]
+
+
 def test_uninstall_without_delete_data_says_what_it_kept(cli, cli_cluster):
     assert cli("mlflow", "install").exit_code == 0
     result = cli("mlflow", "uninstall")
     assert result.exit_code == 0
     assert "kept  PersistentVolumeClaim mlflow/mlflow-data" in result.stdout
-    assert "kept  the S3 artifact bucket (owned by `kservectl storage`)" in result.stdout
+    assert "kept  MLflow's artifacts in the S3 bucket (owned by `kservectl storage`)" in result.stdout
 
 
 def test_a_bad_database_uri_exits_2_naming_the_key_and_not_the_value(cli, monkeypatch, no_network):

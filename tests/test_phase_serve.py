@@ -33,16 +33,23 @@ V3 = "s3://bkt/mlflow-artifacts/1/models/m-3/artifacts"
 
 class FakeKServe:
     """Acts as KServe's controller (Knative mode, Kourier) for InferenceServices: for every new
-    generation it makes a revision when the model changed, splits traffic by
-    ``canaryTrafficPercent`` between the latest and the rolled-out revision, and reports Ready
-    after ``delay_s`` (first reporting PredictorReady=False when ``not_ready_first``)."""
+    generation it makes a revision when the model changed, builds the Knative traffic block as
+    KServe's ksvc reconciler does (``canaryTrafficPercent`` on the latest revision, the rest on
+    ``latestRolledoutRevision`` tagged prev) and moves the rolled-out revisions as KServe's
+    ``PropagateStatus`` does, including its rollback after a promotion (0% on a latest revision
+    that is also the rolled-out one: ``latestRolledoutRevision`` goes back to
+    ``previousRolledoutRevision``, and the next reconcile pins the traffic there). It reports Ready
+    after ``delay_s`` (first PredictorReady=False when ``not_ready_first``); a second reconcile is
+    published ``settle_s`` later (``settle=False``: never)."""
 
     def __init__(self, kube, *, delay_s: float = 0.1, not_ready_first: bool = False,
-                 domain: str = "example.com"):
+                 domain: str = "example.com", settle_s: float = 0.3, settle: bool = True):
         self.kube, self.delay_s, self.not_ready_first, self.domain = kube, delay_s, not_ready_first, domain
+        self.settle_s, self.settle = settle_s, settle
         self.revisions: dict[str, list[tuple[str, str]]] = {}
         self.rolled_out: dict[str, str] = {}
         self.previous: dict[str, str] = {}
+        self.published: list[list[dict[str, Any]]] = []  # every traffic block reported, in order
         self.errors: list[BaseException] = []
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="fake-kserve", daemon=True)
@@ -77,20 +84,7 @@ class FakeKServe:
         if not revisions or revisions[-1][1] != storage:
             revisions.append((f"{name}-predictor-{len(revisions) + 1:05d}", storage))
         latest = revisions[-1][0]
-        # as KServe's ksvc reconciler: a canary splits the latest revision and the last rolled-out
-        # one ("prev"); without canaryTrafficPercent the latest revision is rolled out at 100%
-        stable = self.rolled_out.get(name)
         percent = predictor.get("canaryTrafficPercent")
-        if percent is None or stable is None:
-            if stable is not None and stable != latest:
-                self.previous[name] = stable
-            self.rolled_out[name] = latest
-            traffic = [{"revisionName": latest, "percent": 100, "latestRevision": True}]
-        else:
-            traffic = [{"latestRevision": True, "percent": percent, "revisionName": latest}]
-            if percent < 100:
-                traffic.append({"revisionName": stable, "percent": 100 - percent, "latestRevision": False,
-                                "tag": "prev"})
         host = f"{name}-predictor.{namespace}"
         if self.not_ready_first:
             self.kube.patch_status(API, "InferenceService", name, namespace, {"conditions": [
@@ -98,6 +92,46 @@ class FakeKServe:
                  "message": f"Configuration {name}-predictor is waiting for a Revision to become ready."},
                 {"type": "Ready", "status": "False", "reason": "RevisionMissing"}]})
             time.sleep(self.delay_s)
+        traffic = self._traffic(name, latest, percent)  # from the status KServe had read
+        changed = self._propagate(name, latest, traffic)
+        self._publish(name, namespace, generation, host, latest, traffic)
+        if changed and self.settle:  # KServe reconciles again after changing its own status
+            time.sleep(self.settle_s)
+            self._publish(name, namespace, generation, host, latest, self._traffic(name, latest, percent))
+
+    def _traffic(self, name: str, latest: str, percent: int | None) -> list[dict[str, Any]]:
+        """KServe's ksvc reconciler: createKnativeService's traffic targets."""
+        rolled = self.rolled_out.get(name)
+        if percent is None or rolled is None:
+            return [{"revisionName": latest, "percent": 100, "latestRevision": True}]
+        traffic = [{"latestRevision": True, "percent": percent, "revisionName": latest}]
+        if percent < 100:
+            traffic.append({"revisionName": rolled, "percent": 100 - percent, "latestRevision": False,
+                            "tag": "prev"})
+        return traffic
+
+    def _propagate(self, name: str, latest: str, traffic: list[dict[str, Any]]) -> bool:
+        """KServe's PropagateStatus for the rolled-out revisions; True when it moved one back (the
+        rollback after a promotion), which makes the traffic change on the next reconcile."""
+        per_revision: dict[str, int] = {}
+        for t in traffic:
+            per_revision[t["revisionName"]] = per_revision.get(t["revisionName"], 0) + t["percent"]
+        for t in traffic:
+            if t["revisionName"] != latest or not t["latestRevision"]:
+                continue
+            if self.rolled_out.get(name) != latest:
+                if t["percent"] == 100:
+                    if name in self.rolled_out:
+                        self.previous[name] = self.rolled_out[name]
+                    self.rolled_out[name] = latest
+            elif t["percent"] < 100 and per_revision.get(latest) == 100 and self.previous.get(name):
+                self.rolled_out[name] = self.previous[name]
+                return True
+        return False
+
+    def _publish(self, name: str, namespace: str, generation: int, host: str, latest: str,
+                 traffic: list[dict[str, Any]]) -> None:
+        self.published.append(traffic)
         self.kube.patch_status(API, "InferenceService", name, namespace, {
             "observedGeneration": generation,
             "url": f"http://{host}.{self.domain}",
@@ -335,36 +369,91 @@ def test_rollback_returns_all_traffic_to_the_previous_revision(cluster, kserve):
     assert rolled["service"]["traffic"] == [
         {"revision": "wine-predictor-00002", "percent": 0, "latest": True, "tag": None},
         {"revision": "wine-predictor-00001", "percent": 100, "latest": False, "tag": "prev"}]
-    assert rolled["notes"][0] == ("rollback: 100% to the previous revision wine-predictor-00001; "
+    assert rolled["notes"][0] == (f"rollback: 100% to the previous revision wine-predictor-00001 ({V1}); "
                                   "wine-predictor-00002 stays deployed with 0% traffic until another version "
                                   "is deployed")
     assert again["action"] == "unchanged"
 
 
-def test_after_a_promotion_rollback_says_which_model_to_deploy_again(cluster, kserve):
-    """KServe pins a canary's remaining traffic to latestRolledoutRevision, which a promotion makes
-    the latest revision: canaryTrafficPercent 0 would change nothing."""
+def test_after_a_promotion_rollback_returns_all_traffic_to_the_previously_rolled_out_revision(cluster,
+                                                                                              kserve):
+    """KServe's own rollback: canaryTrafficPercent 0 on a promoted service makes KServe move
+    latestRolledoutRevision back to previousRolledoutRevision, and the next reconcile pins 100% of
+    the traffic there. KServe says Ready in between, with the traffic still on the promoted
+    revision: the wait lasts until the traffic has moved."""
     ctx = make_ctx(cluster)
     serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
     serve.deploy(ctx, "wine", storage_uri=V2, canary_percent=10, check_versions=False)
     serve.promote(ctx, "wine")
-    generation = isvc(cluster)["metadata"]["generation"]
+    kserve.published.clear()
 
-    with pytest.raises(UsageError) as err:
-        serve.rollback(ctx, "wine")
+    rolled = serve.rollback(ctx, "wine")
+    again = serve.rollback(ctx, "wine")
 
-    assert err.value.message == ("InferenceService models/wine has no canary to roll back: all traffic is on "
-                                 "its latest revision")
-    assert err.value.hint == f"deploy the previous model again: kservectl serve deploy wine --storage-uri {V1}"
-    assert isvc(cluster)["metadata"]["generation"] == generation
+    assert isvc(cluster)["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert kserve.published == [  # first still all on the promoted revision, then moved back
+        [{"latestRevision": True, "percent": 0, "revisionName": "wine-predictor-00002"},
+         {"revisionName": "wine-predictor-00002", "percent": 100, "latestRevision": False, "tag": "prev"}],
+        [{"latestRevision": True, "percent": 0, "revisionName": "wine-predictor-00002"},
+         {"revisionName": "wine-predictor-00001", "percent": 100, "latestRevision": False, "tag": "prev"}]]
+    assert ("InferenceService models/wine to be Ready with all traffic on wine-predictor-00001: traffic not on "
+            "wine-predictor-00001 yet (wine-predictor-00002: 0%, wine-predictor-00002: 100%)"
+            ) in ctx.reporter.messages("waiting")
+    assert rolled["action"] == "changed" and rolled["target_revision"] == "wine-predictor-00001"
+    assert rolled["service"]["traffic"] == [
+        {"revision": "wine-predictor-00002", "percent": 0, "latest": True, "tag": None},
+        {"revision": "wine-predictor-00001", "percent": 100, "latest": False, "tag": "prev"}]
+    assert rolled["service"]["revisions"]["latest_rolled_out"] == "wine-predictor-00001"
+    assert rolled["notes"] == [
+        f"rollback after a promotion: 100% back to the previously rolled-out revision wine-predictor-00001 "
+        f"({V1}); wine-predictor-00002 stays deployed with 0% traffic until another version is deployed"]
+    assert again["action"] == "unchanged"
+
+
+def test_a_deploy_after_a_rollback_records_the_model_that_was_serving_as_the_previous_one(cluster, kserve):
+    ctx = make_ctx(cluster)
+    serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
+    serve.deploy(ctx, "wine", storage_uri=V2, check_versions=False)  # a full rollout, no canary
+    serve.rollback(ctx, "wine")  # back to V1's revision
+
+    result = serve.deploy(ctx, "wine", storage_uri=V3, check_versions=False)
+
+    assert result["previous_model_uri"] == V1  # V2 had 0% of the traffic
+    assert "canaryTrafficPercent" not in isvc(cluster)["spec"]["predictor"]
+    assert result["service"]["traffic"] == [
+        {"revision": "wine-predictor-00003", "percent": 100, "latest": True, "tag": None}]
+
+
+def test_a_rollback_whose_traffic_never_moves_times_out_saying_where_it_is_and_what_to_do(cluster):
+    controller = FakeKServe(cluster, settle=False)  # KServe's second reconcile never comes
+    ctx = make_ctx(cluster)
+    try:
+        serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
+        serve.deploy(ctx, "wine", storage_uri=V2, canary_percent=10, check_versions=False)
+        serve.promote(ctx, "wine")
+        ctx.settings = ctx.settings.with_(waits=dataclasses.replace(ctx.settings.waits,
+                                                                    inference_service_ready=1.0))
+        with pytest.raises(WaitTimeout) as err:
+            serve.rollback(ctx, "wine")
+    finally:
+        controller.close()
+
+    assert err.value.message == (
+        "timed out after 1s waiting for InferenceService models/wine to be Ready with all traffic on "
+        "wine-predictor-00001: traffic not on wine-predictor-00001 yet (wine-predictor-00002: 0%, "
+        "wine-predictor-00002: 100%)")
+    assert err.value.hint == ("if Knative has garbage-collected that revision, deploy the previous model "
+                              f"again: kservectl serve deploy wine --storage-uri {V1}")
 
 
 def test_a_first_deploy_has_nothing_to_roll_back_to(cluster, kserve):
     ctx = make_ctx(cluster)
     serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
 
-    with pytest.raises(UsageError, match="models/wine has no canary to roll back") as err:
+    with pytest.raises(UsageError) as err:
         serve.rollback(ctx, "wine")
+    assert err.value.message == ("InferenceService models/wine has no previous revision to roll back to: it "
+                                 "has had one rolled-out revision only")
     assert err.value.hint == "deploy the previous model again with `kservectl serve deploy wine`"
 
 
@@ -405,6 +494,59 @@ def test_standard_mode_refuses_canary_and_traffic_changes(cluster):
     with pytest.raises(UsageError, match="`serve rollback` manages canary traffic, which needs kserve.mode="):
         serve.rollback(ctx, "wine")
     assert cluster.find(API, "InferenceService", "wine", "models") is None
+
+
+def install_record(kube, mode: str) -> None:
+    """What `kservectl kserve install --mode <mode>` leaves on the cluster."""
+    kube.ensure_namespace("kserve")
+    kube.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "kservectl-kserve", "namespace": "kserve"},
+                 "data": {"mode": mode, "kserve": "v0.20.0"}})
+
+
+def test_a_cluster_installed_in_standard_mode_refuses_canary_and_scale_to_zero_whatever_the_config(cluster,
+                                                                                                    kserve):
+    install_record(cluster, "standard")  # `kserve install --mode standard`; kserve.mode stays knative
+    ctx = make_ctx(cluster)
+    assert ctx.config.kserve.mode == "knative"
+
+    served = serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
+    with pytest.raises(UsageError) as canary:
+        serve.deploy(ctx, "wine", storage_uri=V2, canary_percent=10, check_versions=False)
+    with pytest.raises(UsageError) as zero:
+        serve.deploy(make_ctx(cluster, **{"model.min_replicas": 0}), "beer", storage_uri=V2,
+                     check_versions=False)
+    with pytest.raises(UsageError) as rollback:
+        serve.rollback(ctx, "wine")
+
+    assert canary.value.message == (
+        "canary rollouts need kserve.mode=knative; KServe on cluster kservectl is installed in standard mode "
+        "(deploy without --canary-percent to replace the model in place)")
+    assert zero.value.message == (
+        "scale to zero (--min-replicas 0) needs kserve.mode=knative; KServe on cluster kservectl is installed "
+        "in standard mode (use --min-replicas 1 or more)")
+    assert rollback.value.message == ("`serve rollback` manages canary traffic, which needs kserve.mode=knative; "
+                                      "KServe on cluster kservectl is installed in standard mode")
+    # the service is deployed for the installed mode, and nothing else was changed
+    assert isvc(cluster)["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert isvc(cluster)["spec"]["predictor"]["model"]["storageUri"] == V1
+    assert "canaryTrafficPercent" not in isvc(cluster)["spec"]["predictor"]
+    assert cluster.find(API, "InferenceService", "beer", "models") is None
+    assert served["action"] == "created"
+    assert ctx.reporter.messages("warn")[0] == (
+        "KServe on cluster kservectl is installed in standard mode but kserve.mode is knative; serving for "
+        "the installed mode")
+
+
+def test_a_cluster_installed_in_knative_mode_allows_a_canary(cluster, kserve):
+    install_record(cluster, "knative")
+    ctx = make_ctx(cluster)
+    serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
+
+    canary = serve.deploy(ctx, "wine", storage_uri=V2, canary_percent=30, check_versions=False)
+
+    assert [t["percent"] for t in canary["service"]["traffic"]] == [30, 70]
+    assert ctx.reporter.messages("warn") == []
 
 
 # -- reading, deleting ----------------------------------------------------------------------------

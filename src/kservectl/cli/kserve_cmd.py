@@ -128,9 +128,12 @@ def status(
         from kservectl.cli.console import table
 
         table(f"KServe on {result['cluster']} ({result['mode'] or 'not installed'})",
-              ["component", "pinned", "installed", "ready", "detail"],
+              ["component", "pinned", "installed", "as pinned", "ready", "detail"],
               [(c["component"], c["pinned"], c["installed"] or "-",
+                "-" if c["installed"] is None else ("yes" if c["up_to_date"] else "DRIFT"),
                 "yes" if c["ready"] else "NO", c["detail"]) for c in result["components"]])
+        for line in result.get("drift") or []:
+            typer.echo(f"drift: {line} (re-run `kservectl kserve install` to converge)")
         gateway = result.get("gateway")
         if gateway:
             typer.echo(f"gateway {gateway['service']}: {gateway.get('hostname') or 'no NLB hostname yet'} "

@@ -81,15 +81,16 @@ def uninstall(
         bool,
         typer.Option(
             "--delete-data",
-            help="Also delete the PVC (runs, registry, users), the auth Secret and the "
-            "namespace (needs --yes). The S3 bucket is never touched: `kservectl storage delete`.",
+            help="Also delete the PVC (runs, registry, users), the auth Secret, the namespace and "
+            "MLflow's artifacts under its prefix in the S3 bucket, if the bucket is tagged for this cluster "
+            "(needs --yes). The bucket itself stays: `kservectl storage delete`.",
         ),
     ] = False,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Remove the MLflow server. Keeps its data unless --delete-data --yes."""
+    """Remove the MLflow server. Keeps its data (PVC and S3 artifacts) unless --delete-data --yes."""
     from kservectl.phases import mlflow
 
     ctx, _ = make_context(
@@ -98,10 +99,10 @@ def uninstall(
     if delete_data and not dry_run:
         confirm(
             f"Delete MLflow's data in cluster {ctx.cluster} (the PVC with every run, model version and "
-            "user)?",
+            "user, and MLflow's artifacts in S3: logged models, including those served)?",
             yes,
         )
-    result = mlflow.uninstall(ctx, delete_data=delete_data)
+    result = mlflow.uninstall(ctx, delete_data=delete_data, delete_artifacts=delete_data)
 
     def draw() -> None:
         verb = "would delete" if result["dry_run"] else "deleted"

@@ -265,7 +265,10 @@ def rollback(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Return all traffic to the previous rolled-out revision (canary at 0%)."""
+    """Return all traffic to the previous ready revision (canary at 0%).
+
+    During a canary: back to the stable revision. After a promotion: back to the revision rolled
+    out before it (KServe's previousRolledoutRevision). Waits until all traffic is there."""
     from kservectl.phases import serve
 
     ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
@@ -321,6 +324,20 @@ def _traffic_text(service: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
+def _revisions_text(service: dict[str, Any]) -> str:
+    """KServe's revisions: the latest ready one, the rolled-out one (where a canary's remaining
+    traffic goes) and the one rolled out before it (where a rollback after a promotion goes)."""
+    revisions = service.get("revisions") or {}
+    latest = revisions.get("latest_ready") or revisions.get("latest_created")
+    parts = [f"latest {latest}"] if latest else []
+    rolled = revisions.get("latest_rolled_out")
+    if rolled:
+        parts.append(f"rolled out {rolled}")
+    if revisions.get("previous_rolled_out"):
+        parts.append(f"previous {revisions['previous_rolled_out']}")
+    return ", ".join(parts) or "-"
+
+
 def _draw_services(services: list[dict[str, Any]]) -> None:
     from kservectl.cli.console import table
 
@@ -330,10 +347,10 @@ def _draw_services(services: list[dict[str, Any]]) -> None:
         if s.get("canary_percent") is not None and s.get("previous_model_uri"):
             model += f" (canary {s['canary_percent']}%, stable {s['previous_model_uri']})"
         replicas = f"{s.get('replicas') if s.get('replicas') is not None else '-'} " \
-                   f"[{s.get('min_replicas')}-{s.get('max_replicas')}]"
+                   f"({s.get('min_replicas')}-{s.get('max_replicas')})"
         rows.append((s["name"], "yes" if s["ready"] else f"no: {s['detail']}", s.get("url") or "-", model,
-                     replicas, _traffic_text(s)))
-    table(None, ["name", "ready", "url", "model", "replicas [min-max]", "traffic"], rows)
+                     replicas, _revisions_text(s), _traffic_text(s)))
+    table(None, ["name", "ready", "url", "model", "replicas (min-max)", "revisions", "traffic"], rows)
 
 
 def _draw_traffic_change(result: dict[str, Any]) -> None:

@@ -18,13 +18,21 @@ run makes no mutating call), every version from the compatibility matrix (``vers
    Kourier gateway settings, domain, URL scheme) and ``kserve-runtime-configs`` (the serving runtimes,
    MLServer pinned to ``versions.mlserver_image``).
 4. A record ConfigMap (``kservectl-kserve`` in the KServe namespace) with the installed mode and
-   versions: ``installed_mode(ctx)`` reads it (the serve phase refuses canary and scale to zero in
-   standard mode).
+   versions. ``installed_mode(ctx)`` reads it (falling back to KServe's own
+   ``inferenceservice-config``); its callers: ``install`` (refuses to switch modes in place),
+   ``status`` (which components to check) and the serve phase (``serve.serving_mode``: canary and
+   scale to zero are refused on a cluster installed in standard mode, whatever ``kserve.mode``
+   says).
 
 Waits (each a list-then-watch with a deadline from ``settings.waits``; a timeout names what is
 still pending, with conditions and recent events): CRDs Established, every Deployment Available,
 the cert-manager and KServe webhooks serving (their Services have ready endpoints), the gateway
-Service's NLB hostname, and the NLB ``active`` in ELBv2.
+Service's NLB hostname, the NLB ``active`` in ELBv2, Knative's ``default-domain`` Job (sslip.io),
+and on uninstall the gateway Service deleted and its NLB gone.
+
+The value keys each chart accepts are kept in ``data/charts/<chart>.yaml``; a list whose keys were
+transcribed from an older chart than the pinned one says so (``keys_from``), and ``plan`` and
+``install`` warn about it once.
 
 Why release manifests and not the Knative Operator: the pinned artifacts are exactly Knative's own
 release files (no operator version to pin and keep compatible), the gateway stays the documented
@@ -93,6 +101,7 @@ KOURIER_DEPLOYMENTS = ("3scale-kourier-gateway",)
 KSERVE_DEPLOYMENTS = ("kserve-controller-manager",)
 CERT_MANAGER_WEBHOOK = "cert-manager-webhook"
 KSERVE_WEBHOOK = "kserve-webhook-server-service"
+MLSERVER_RUNTIME = ("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "kserve-mlserver")
 
 # Rendered files (also what `kservectl plan` writes under <out>/kserve/).
 CERT_MANAGER_VALUES = "cert-manager-values.yaml"
@@ -339,6 +348,33 @@ def value_key_problems(chart: str, values: dict[str, Any]) -> list[str]:
     return problems
 
 
+def stale_key_lists(ctx: Context) -> list[str]:
+    """The charts whose key list was transcribed from an older version than the pinned one
+    (``keys_from`` differs from ``version``), as "<chart> <pin> (keys from <older>)"."""
+    stale = []
+    for rel in releases(ctx).values():
+        if not rel.values_file:
+            continue
+        keys = chart_keys(rel.chart)
+        source = str(keys.get("keys_from") or keys["version"])
+        if source.lstrip("v") != str(keys["version"]).lstrip("v"):
+            stale.append(f"{rel.chart} {keys['version']} (keys from {source})")
+    return stale
+
+
+def warn_stale_key_lists(ctx: Context) -> str | None:
+    """One warning naming every chart whose value keys were checked against an older chart's list."""
+    stale = stale_key_lists(ctx)
+    if not stale:
+        return None
+    message = ("the values files are checked against value keys transcribed from older charts than the "
+               f"pinned ones: {', '.join(stale)}; the pinned charts' values.yaml could not be read "
+               "where this list was made. Re-check with `helm show values` (src/kservectl/data/charts/"
+               "README.md)")
+    ctx.reporter.warn(message)
+    return message
+
+
 def unknown_value_keys(chart: str, values: dict[str, Any]) -> list[str]:
     """Only the unknown keys (see ``value_key_problems``)."""
     return [p.split(":", 1)[0] for p in value_key_problems(chart, values) if "not a value of chart" in p]
@@ -410,6 +446,7 @@ def _plan_helm_major(ctx: Context) -> int:
 def plan(ctx: Context, live: LiveValues, root: Path) -> PhasePlan:
     files = render_files(ctx)
     _check_values(ctx, chart_values(ctx, files))
+    warn_stale_key_lists(ctx)
     here = root / PHASE
     major = _plan_helm_major(ctx)
     rel = releases(ctx)
@@ -986,6 +1023,14 @@ def _job_status(obj: dict[str, Any]) -> tuple[bool, str]:
                    f"{status.get('active', 0)} active, {status.get('failed', 0)} failed pods")
 
 
+def wait_default_domain(ctx: Context) -> None:
+    """Knative's ``default-domain`` Job Complete (it writes the sslip.io domain); a Failed Job ends
+    the wait at once with its reason."""
+    ctx.kube.wait_for(Ref("batch/v1", "Job", "default-domain", KNATIVE_NS), _job_status,
+                      what="Knative's default-domain Job to set an sslip.io domain",
+                      timeout=ctx.settings.waits.job_complete)
+
+
 def _sslip_domain(ctx: Context) -> str | None:
     cm = ctx.kube.get("v1", "ConfigMap", "config-domain", KNATIVE_NS)
     for key in (cm or {}).get("data") or {}:
@@ -1025,6 +1070,9 @@ def install(ctx: Context, *, yes: bool = False) -> dict[str, Any]:
         ctx.reporter.warn(gateway.message)
         result["warnings"].append(gateway.message + ("" if yes else " (needs --yes)"))
 
+    stale = warn_stale_key_lists(ctx)  # once the install is going ahead
+    if stale:
+        result["warnings"].append(stale)
     major = helm_major(ctx.runner)
     if mode == "knative" and not ctx.dry_run:
         ctx.runner.version("kubectl")  # before anything changes: Knative and Kourier go on with kubectl
@@ -1130,9 +1178,7 @@ def _finish_gateway(ctx: Context, gateway: GatewayCheck | None, out: Outcome) ->
         if _sslip_domain(ctx) is None:
             ctx.runner.run(kubectl_apply_url(ctx, knative_urls(ctx)["default-domain"]))
             out.add("Knative default-domain Job (sslip.io)", "applied")
-            ctx.kube.wait_for(Ref("batch/v1", "Job", "default-domain", KNATIVE_NS), _job_status,
-                              what="Knative's default-domain Job to set an sslip.io domain",
-                              timeout=ctx.settings.waits.job_complete)
+            wait_default_domain(ctx)
         info["domain"] = _sslip_domain(ctx)
     scheme = "https" if tls(ctx) else "http"
     host = f"<model>-predictor.{ctx.config.namespaces.models}.{info['domain'] or '<domain>'}"
@@ -1141,8 +1187,14 @@ def _finish_gateway(ctx: Context, gateway: GatewayCheck | None, out: Outcome) ->
 
 
 # -- status --------------------------------------------------------------------------------------------
-def _deployments_ready(ctx: Context, namespace: str, expected: Iterable[str]) -> tuple[bool, str]:
+def _deployments_ready(ctx: Context, namespace: str, expected: Iterable[str], *,
+                       only: bool = False) -> tuple[bool, str]:
+    """Every Deployment in ``namespace`` Available and each ``expected`` one present (``only``: just
+    the expected ones, for a shared namespace such as kube-system)."""
+    expected = tuple(expected)
     items, _ = ctx.kube.list("apps/v1", "Deployment", namespace)
+    if only:
+        items = [i for i in items if i["metadata"]["name"] in expected]
     names = {i["metadata"]["name"] for i in items}
     pending = [f"{n} missing" for n in expected if n not in names]
     for item in items:
@@ -1206,18 +1258,43 @@ def status(ctx: Context) -> dict[str, Any]:
     if mode == "standard":
         r = rel["metrics-server"]
         if (r.namespace, r.name) in present:
-            helm_component("metrics-server", _deployments_ready(ctx, METRICS_NS, ()))
+            helm_component("metrics-server", _deployments_ready(ctx, METRICS_NS, (r.name,), only=True))
     helm_component("kserve-crd", None)
     helm_component("kserve-resources", combine(_deployments_ready(ctx, kserve_ns, KSERVE_DEPLOYMENTS),
                                                _endpoints_ready(ctx, kserve_ns, KSERVE_WEBHOOK)))
     helm_component("kserve-runtime-configs", None)
+    runtime = _mlserver_runtime_status(ctx)
+    if runtime is not None:
+        components.append(runtime)
+    drift = [f"{c['component']}: installed {c['installed']}, pinned {c['pinned']}" for c in components
+             if c["installed"] is not None and not c["up_to_date"]]
     return {
         "cluster": ctx.cluster,
         "mode": mode,
         "ready": all(c["ready"] for c in components),
         "components": components,
+        "drift": drift,
         "gateway": gateway,
     }
+
+
+def _mlserver_runtime_status(ctx: Context) -> dict[str, Any] | None:
+    """The MLServer image the ``kserve-mlserver`` ClusterServingRuntime runs against the
+    ``versions.mlserver_image`` pin; None when there is no such runtime (the
+    ``kserve-runtime-configs`` row says whether its chart is installed)."""
+    pinned = ctx.config.versions.mlserver_image
+    runtime = ctx.kube.get(*MLSERVER_RUNTIME)
+    if runtime is None:
+        return None
+    containers = ((runtime.get("spec") or {}).get("containers") or [])
+    image = next((c.get("image") for c in containers if c.get("name") == "kserve-container"), None)
+    image = image or (containers[0].get("image") if containers else None)
+    same = image == pinned
+    detail = (f"ClusterServingRuntime {MLSERVER_RUNTIME[2]} runs {image}" if same else
+              f"drift: ClusterServingRuntime {MLSERVER_RUNTIME[2]} runs {image or 'no image'}, pinned {pinned}; "
+              "models are checked against the pin: re-run `kservectl kserve install`")
+    return {"component": "mlserver-runtime", "pinned": pinned, "installed": image, "ready": image is not None,
+            "up_to_date": same, "detail": detail}
 
 
 def _gateway_status(ctx: Context) -> dict[str, Any] | None:

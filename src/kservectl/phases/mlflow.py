@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kservectl import paths
+from kservectl import aws, iam, paths
 from kservectl.context import Context
 from kservectl.errors import ConfigError, KservectlError, KubeError, WaitTimeout
 from kservectl.kube import Ref, deployment_available, pvc_bound, service_hostname
@@ -964,9 +964,96 @@ def status_brief(ctx: Context) -> dict[str, Any]:
 
 
 # -- uninstall -----------------------------------------------------------------------------------
-def uninstall(ctx: Context, *, delete_data: bool = False) -> dict[str, Any]:
+DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys per call
+
+
+@dataclass(frozen=True)
+class ArtifactData:
+    """MLflow's artifact objects in the bucket: every version and delete marker under ``prefix``."""
+
+    bucket: str
+    prefix: str  # with its trailing slash: only keys under it
+    keys: tuple[dict[str, str], ...]  # {"Key", "VersionId"} for DeleteObjects
+    exists: bool = True
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def artifact_location(ctx: Context, deployment: dict[str, Any] | None) -> tuple[str, str]:
+    """(bucket, prefix) of MLflow's artifacts: the running server's ``--artifacts-destination``,
+    else the storage phase's ``s3://<bucket>/mlflow-artifacts``."""
+    destination = None
+    if deployment is not None:
+        containers = deployment["spec"]["template"]["spec"].get("containers") or []
+        container = next((c for c in containers if c.get("name") == NAME), {})
+        destination = _arg(container, "--artifacts-destination")
+    if not destination:
+        bucket = ctx.config.storage.bucket or storage.bucket_name(ctx, storage.account_id(ctx))
+        destination = f"s3://{bucket}/{storage.ARTIFACT_PREFIX}"
+    if not destination.startswith("s3://"):
+        raise KservectlError(f"MLflow's artifacts are not in S3 ({destination}); kservectl deletes only "
+                             "S3 artifact data", hint="nothing was deleted")
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    if not prefix:  # never the whole bucket: it also holds what other phases put there
+        raise KservectlError(f"MLflow's artifact destination {destination} names no prefix in the bucket; "
+                             "kservectl deletes artifact data only under a prefix",
+                             hint="nothing was deleted; `kservectl storage delete --delete-data --yes` "
+                                  "deletes the bucket")
+    return bucket, prefix + "/"
+
+
+def check_artifact_data(ctx: Context, bucket: str, prefix: str) -> ArtifactData:
+    """Read-only: the bucket must carry this cluster's ownership tag (else ``OwnershipError``,
+    before anything is deleted); then every object version and delete marker under ``prefix``."""
+    state = storage.read_bucket(ctx, bucket)
+    if not state.exists:
+        return ArtifactData(bucket, prefix, (), exists=False)
+    problem = state.problem or iam.ownership_problem(f"S3 bucket {bucket}", state.tags, ctx.cluster)
+    if problem:
+        raise iam.OwnershipError(
+            f"refusing to delete MLflow's artifacts: {problem}",
+            hint=f"nothing was deleted; kservectl deletes artifacts only in a bucket tagged "
+                 f"{iam.OWNER_TAG}={ctx.cluster} (or run without --delete-data)")
+    s3 = ctx.aws.client("s3")
+    paginator = s3.get_paginator("list_object_versions")
+    pages = aws.call("s3:ListObjectVersions", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix)))
+    keys: list[dict[str, str]] = []
+    for page in pages:
+        for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+            if item["Key"].startswith(prefix):  # S3 filters by prefix already; never trust it blindly
+                keys.append({"Key": item["Key"], "VersionId": item.get("VersionId") or "null"})
+    return ArtifactData(bucket, prefix, tuple(keys))
+
+
+def delete_artifact_data(ctx: Context, data: ArtifactData) -> None:
+    s3 = ctx.aws.client("s3", fail_fast=True)
+    keys = list(data.keys)
+    for start in range(0, len(keys), DELETE_BATCH):
+        batch = keys[start:start + DELETE_BATCH]
+        answer = iam.call(ctx, "s3:DeleteObjects", s3.delete_objects, Bucket=data.bucket,
+                          Delete={"Objects": batch, "Quiet": True})
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise KservectlError(
+                f"{len(errors)} of {len(batch)} artifact object versions under {data.uri} were not deleted; "
+                f"first: {first.get('Key')} ({first.get('Code')}: {first.get('Message', '')})",
+                hint="check object lock, the bucket policy and your permissions; then run the uninstall again")
+
+
+def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool = False) -> dict[str, Any]:
     """Remove the server. Keeps the PVC (runs, registry, user store), the auth Secret that goes
-    with it, and the namespace holding them, unless ``delete_data``. Never touches the bucket."""
+    with it and the namespace holding them unless ``delete_data``, and MLflow's artifacts in S3
+    unless ``delete_artifacts`` (``kservectl mlflow uninstall --delete-data`` sets both; the
+    cluster teardown sets only ``delete_data``: the bucket is the storage step's business there).
+
+    ``delete_artifacts`` deletes every object version under MLflow's artifact prefix (the server's
+    ``--artifacts-destination``), and only when the bucket carries this cluster's ownership tag,
+    checked before anything is deleted. The bucket itself, and anything outside that prefix,
+    stay: the bucket is the storage phase's (it also holds served models)."""
     ns = ctx.config.namespaces.mlflow
     kube = ctx.kube
     waits = ctx.settings.waits
@@ -989,6 +1076,10 @@ def uninstall(ctx: Context, *, delete_data: bool = False) -> dict[str, Any]:
         except KservectlError as exc:
             failed.append(f"{ref}: {exc.one_line()}")
 
+    dep = kube.get("apps/v1", "Deployment", NAME, ns)
+    artifacts: ArtifactData | None = None
+    if delete_artifacts:  # where the artifacts are, and whether they are ours: before anything is deleted
+        artifacts = check_artifact_data(ctx, *artifact_location(ctx, dep))
     svc = kube.get("v1", "Service", NAME, ns)
     is_lb = bool(svc and svc["spec"].get("type") == "LoadBalancer")
     remove(Ref("apps/v1", "Deployment", NAME, ns), wait=waits.deployment_available if delete_data else None)
@@ -1009,11 +1100,31 @@ def uninstall(ctx: Context, *, delete_data: bool = False) -> dict[str, Any]:
                 kept.append(str(ref))
         if kept:
             kept.append(f"Namespace {ns}")
-            ctx.reporter.info(
-                f"kept {', '.join(kept)}: experiments, runs, the registry and the MLflow users "
-                "survive a re-install; `--delete-data --yes` removes them"
-            )
-    kept.append("the S3 artifact bucket (owned by `kservectl storage`)")
+    if artifacts is not None:
+        if not artifacts.exists:
+            missing.append(f"S3 bucket {artifacts.bucket} (no MLflow artifacts to delete)")
+        elif not artifacts.keys:
+            missing.append(f"MLflow artifacts under {artifacts.uri} (none stored)")
+        else:
+            what = f"MLflow artifacts under {artifacts.uri} ({len(artifacts.keys)} object versions)"
+            try:
+                if not ctx.dry_run:
+                    delete_artifact_data(ctx, artifacts)
+                deleted.append(what)
+                ctx.reporter.step(PHASE, f"{verb} {what}")
+            except KservectlError as exc:
+                failed.append(f"{what}: {exc.one_line()}")
+        kept.append(f"the S3 bucket {artifacts.bucket} itself and everything outside {artifacts.prefix} "
+                    "(owned by `kservectl storage`; `kservectl storage delete --delete-data --yes` or "
+                    "`kservectl cleanup --delete-data` removes it)")
+    else:
+        kept.append("MLflow's artifacts in the S3 bucket (owned by `kservectl storage`)")
+    if not delete_data:
+        ctx.reporter.info(
+            f"kept {', '.join(kept)}: experiments, runs, the registry, the MLflow users and the logged "
+            "models survive a re-install; `--delete-data --yes` removes them (the bucket itself stays "
+            "with `kservectl storage`)"
+        )
     if failed:
         raise KservectlError(
             f"uninstall could not remove {len(failed)} object(s): " + "; ".join(failed),

@@ -8,7 +8,12 @@
   it after the first Ready, so a slow first start (model download) is not scaled away.
 * Canary (Knative mode): deploying a new model to a live service with ``canary_percent`` sets
   ``canaryTrafficPercent``; ``promote`` removes it (all traffic to the latest revision),
-  ``rollback`` sets it to 0 (all traffic back to the previous rolled-out revision).
+  ``rollback`` sets it to 0: during a canary all traffic goes back to the rolled-out revision;
+  after a promotion KServe moves ``latestRolledoutRevision`` back to ``previousRolledoutRevision``
+  and pins all traffic there (KServe's own rollback), and the wait lasts until it has.
+* The mode comes from the cluster: KServe's installed mode (``kserve.installed_mode``: the
+  ``kservectl kserve install`` record, else KServe's own config), else ``kserve.mode``. Canary
+  and scale to zero are refused in standard mode.
 * ``list_services`` / ``status``: URL, readiness, conditions, revisions and traffic split.
 * ``urls``: the gateway NLB, the MLflow URL and, per service, the Host header and curl commands.
 
@@ -28,7 +33,7 @@ from urllib.parse import urlparse
 
 from kservectl import models, paths
 from kservectl.context import Context
-from kservectl.errors import KservectlError, UsageError
+from kservectl.errors import KservectlError, UsageError, WaitTimeout
 from kservectl.kube import Ref, condition
 from kservectl.phases.base import LiveValues, PhasePlan, Step
 from kservectl.render import Renderer, placeholder
@@ -84,7 +89,42 @@ class ServeSpec:
 
 
 def deployment_mode(ctx: Context) -> str:
+    """The InferenceService annotation for the configured mode (``plan``: no cluster call)."""
     return "Knative" if ctx.config.kserve.mode == "knative" else "Standard"
+
+
+@dataclass(frozen=True)
+class ServingMode:
+    mode: str  # knative | standard
+    source: str  # "installed" (what the cluster runs) or "config" (kserve.mode; KServe not installed)
+
+    @property
+    def knative(self) -> bool:
+        return self.mode == "knative"
+
+    @property
+    def annotation(self) -> str:
+        return "Knative" if self.knative else "Standard"
+
+    def why(self, ctx: Context) -> str:
+        if self.source == "installed":
+            return f"KServe on cluster {ctx.cluster} is installed in {self.mode} mode"
+        return f"this cluster is configured for {self.mode} mode"
+
+
+def serving_mode(ctx: Context) -> ServingMode:
+    """What the cluster really runs: the installed mode (the ``kservectl kserve install`` record,
+    else KServe's own ``inferenceservice-config``) and only when KServe is not installed,
+    ``kserve.mode`` from the config. Read-only, so also right in a dry run."""
+    from kservectl.phases import kserve
+
+    installed = kserve.installed_mode(ctx)
+    if installed is not None:
+        if installed != ctx.config.kserve.mode:
+            ctx.reporter.warn(f"KServe on cluster {ctx.cluster} is installed in {installed} mode but "
+                              f"kserve.mode is {ctx.config.kserve.mode}; serving for the installed mode")
+        return ServingMode(installed, "installed")
+    return ServingMode(ctx.config.kserve.mode, "config")
 
 
 def spec_from_config(ctx: Context, *, name: str, model_uri: str, storage_uri: str,
@@ -456,23 +496,22 @@ def deploy(ctx: Context, name: str | None = None, *, model: str | None = None,
     """Deploy (or update) one InferenceService and wait until it is Ready."""
     name = name or ctx.config.model.name
     ns = ctx.config.namespaces.models
-    knative = ctx.config.kserve.mode == "knative"
     if model:
         models.parse(model)  # bad input fails before anything is called
     if model and storage_uri:
         raise UsageError("give either --model or --storage-uri, not both")
     if storage_uri:
         check_storage_uri(storage_uri)
-    if canary_percent is not None:
-        if not knative:
-            raise UsageError("canary rollouts need kserve.mode=knative; this cluster is configured for "
-                             "standard mode (deploy without --canary-percent to replace the model in place)")
-        if not 1 <= canary_percent <= 99:
-            raise UsageError(f"--canary-percent {canary_percent} must be between 1 and 99 "
-                             "(use `serve promote` for 100 and `serve rollback` for 0)")
-    if ctx.config.model.min_replicas == 0 and not knative:
-        raise UsageError("scale to zero (--min-replicas 0) needs kserve.mode=knative; "
-                         "use --min-replicas 1 or more")
+    if canary_percent is not None and not 1 <= canary_percent <= 99:
+        raise UsageError(f"--canary-percent {canary_percent} must be between 1 and 99 "
+                         "(use `serve promote` for 100 and `serve rollback` for 0)")
+    mode = serving_mode(ctx)
+    if canary_percent is not None and not mode.knative:
+        raise UsageError(f"canary rollouts need kserve.mode=knative; {mode.why(ctx)} "
+                         "(deploy without --canary-percent to replace the model in place)")
+    if ctx.config.model.min_replicas == 0 and not mode.knative:
+        raise UsageError(f"scale to zero (--min-replicas 0) needs kserve.mode=knative; {mode.why(ctx)} "
+                         "(use --min-replicas 1 or more)")
 
     current = get(ctx, name)
     if canary_percent is not None:
@@ -496,16 +535,17 @@ def deploy(ctx: Context, name: str | None = None, *, model: str | None = None,
     if canary_percent is not None and same_model and current_model.get("canary_percent") is None:
         raise UsageError(f"{choice.model_uri} is what {ns}/{name} already serves; "
                          "a canary needs a new model version")
-    # what the service served before this model: the stable model of a canary, and what a
-    # rollback after a promotion (or a full rollout) tells you to deploy again
-    previous = current_model.get("previous_model_uri") if same_model else current_model.get("model_uri")
+    # what the service served before this model: the stable model of a canary (still what it
+    # serves when the canary was rolled back to 0%), else the model it serves now
+    serving_previous = same_model or current_model.get("canary_percent") == 0
+    previous = current_model.get("previous_model_uri") if serving_previous else current_model.get("model_uri")
 
     wanted_min = ctx.config.model.min_replicas
     first_min = 1 if (current is None and wanted_min == 0) else wanted_min
     spec = spec_from_config(
         ctx, name=name, model_uri=choice.model_uri, storage_uri=choice.storage_uri,
         service_account=predictor_service_account(ctx), min_replicas=first_min,
-        canary_percent=canary_percent,
+        canary_percent=canary_percent, deployment_mode=mode.annotation,
         previous_model_uri=previous,
     )
     text = render(spec)
@@ -621,9 +661,10 @@ def wait_ready(ctx: Context, name: str) -> dict[str, Any]:
 
 # -- canary ------------------------------------------------------------------------------------
 def _require_knative(ctx: Context, verb: str) -> None:
-    if ctx.config.kserve.mode != "knative":
+    mode = serving_mode(ctx)
+    if not mode.knative:
         raise UsageError(f"`serve {verb}` manages canary traffic, which needs kserve.mode=knative; "
-                         "this cluster is configured for standard mode")
+                         f"{mode.why(ctx)}")
 
 
 def promote(ctx: Context, name: str, *, wait: bool = True) -> dict[str, Any]:
@@ -635,53 +676,92 @@ def promote(ctx: Context, name: str, *, wait: bool = True) -> dict[str, Any]:
     if percent is None:
         raise UsageError(f"InferenceService {ns}/{name} has no canary to promote (no canaryTrafficPercent)",
                          hint="deploy a new version with --canary-percent N first")
-    # the previous-model annotation stays: it names what to redeploy to go back after a promotion
+    # the previous-model annotation stays: it names the model a later rollback returns to
     patch = {"spec": {"predictor": {"canaryTrafficPercent": None}}}
-    return _traffic_change(ctx, name, patch, f"promote: 100% to the latest revision (was {percent}%)", wait)
+    latest = describe(isvc)["revisions"]["latest_ready"]
+    return _traffic_change(ctx, name, patch, f"promote: 100% to the latest revision (was {percent}%)", wait,
+                           target=latest)
 
 
 def rollback(ctx: Context, name: str, *, wait: bool = True) -> dict[str, Any]:
-    """During a canary, all traffic back to the rolled-out revision: ``canaryTrafficPercent: 0``.
+    """All traffic back to the previous ready revision: ``canaryTrafficPercent: 0``.
 
-    KServe splits a canary between the latest revision and ``latestRolledoutRevision``; once a
-    canary is promoted that *is* the latest revision, so a rollback then needs the old model
-    deployed again (the error says which one)."""
+    During a canary, KServe sends the remaining traffic to ``latestRolledoutRevision`` (the stable
+    revision), so 0% on the canary puts everything there. After a promotion the latest revision
+    *is* the rolled-out one; KServe then sees 0% on it and moves ``latestRolledoutRevision`` back
+    to ``previousRolledoutRevision`` (the revision rolled out before the promotion) and pins all
+    traffic to it, in a second reconcile. Both ways the wait lasts until the status shows 100% on
+    that revision, not merely Ready."""
     _require_knative(ctx, "rollback")
     isvc = require(ctx, name)
     ns = ctx.config.namespaces.models
-    percent = ((isvc.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
-    if percent == 0:
-        out = {"name": name, "namespace": ns, "action": "unchanged", "service": describe(isvc),
-               "notes": ["already rolled back: canaryTrafficPercent is 0"]}
-        return out
+    d = describe(isvc)
+    if d["canary_percent"] == 0:
+        return {"name": name, "namespace": ns, "action": "unchanged", "service": d,
+                "notes": ["already rolled back: canaryTrafficPercent is 0"]}
     target = rollback_target(isvc)
     if target is None:
-        previous = describe(isvc)["previous_model_uri"]
+        previous = d["previous_model_uri"]
         flag = "--storage-uri" if (previous or "").startswith("s3://") else "--model"
         again = (f"deploy the previous model again: kservectl serve deploy {name} {flag} {previous}" if previous
                  else f"deploy the previous model again with `kservectl serve deploy {name}`")
-        raise UsageError(f"InferenceService {ns}/{name} has no canary to roll back: all traffic is on its "
-                         "latest revision", hint=again)
+        raise UsageError(f"InferenceService {ns}/{name} has no previous revision to roll back to: it has "
+                         "had one rolled-out revision only", hint=again)
     patch = {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
-    latest = describe(isvc)["revisions"]["latest_ready"] or "the latest revision"
-    note = (f"rollback: 100% to the previous revision {target}; {latest} stays deployed with 0% traffic "
-            "until another version is deployed")
-    return _traffic_change(ctx, name, patch, note, wait)
+    latest = d["revisions"]["latest_ready"] or "the latest revision"
+    model = f" ({d['previous_model_uri']})" if d["previous_model_uri"] else ""
+    if d["canary_percent"] is None:
+        note = (f"rollback after a promotion: 100% back to the previously rolled-out revision {target}{model}; "
+                f"{latest} stays deployed with 0% traffic until another version is deployed")
+    else:
+        note = (f"rollback: 100% to the previous revision {target}{model}; {latest} stays deployed with 0% "
+                "traffic until another version is deployed")
+    return _traffic_change(ctx, name, patch, note, wait, target=target,
+                           hint=_gone_hint(name, d["previous_model_uri"]))
 
 
 def rollback_target(isvc: dict[str, Any]) -> str | None:
-    """Where ``canaryTrafficPercent: 0`` sends all traffic: the rolled-out (stable) revision while
-    a canary runs; None when the latest revision is the rolled-out one (nothing to go back to)."""
+    """The revision ``canaryTrafficPercent: 0`` sends all traffic to: the rolled-out (stable)
+    revision while a canary runs, else the revision rolled out before the latest one (what
+    KServe returns to after a promotion). None when there is no such revision."""
     d = describe(isvc)
-    rolled, latest = d["revisions"]["latest_rolled_out"], d["revisions"]["latest_ready"]
-    if d["canary_percent"] is None or not rolled or rolled == latest:
-        return None
-    return rolled
+    revisions = d["revisions"]
+    rolled, latest = revisions["latest_rolled_out"], revisions["latest_ready"]
+    previous = revisions["previous_rolled_out"]
+    if d["canary_percent"] is not None and rolled and rolled != latest:
+        return rolled
+    if previous and previous != latest:
+        return previous
+    return None
 
 
-def _traffic_change(ctx: Context, name: str, patch: dict[str, Any], note: str, wait: bool) -> dict[str, Any]:
+def _gone_hint(name: str, previous_model: str | None) -> str:
+    """What to do when the old revision no longer exists (Knative garbage-collected it)."""
+    flag = "--storage-uri" if (previous_model or "").startswith("s3://") else "--model"
+    again = f"kservectl serve deploy {name} {flag} {previous_model}" if previous_model else \
+        f"kservectl serve deploy {name} --model <the previous model>"
+    return (f"if Knative has garbage-collected that revision, deploy the previous model again: {again}")
+
+
+def traffic_on(obj: dict[str, Any], revision: str | None) -> tuple[bool, str]:
+    """Ready for the current spec, and ``revision`` holds 100% of the traffic."""
+    ready, detail = isvc_ready(obj)
+    if not ready:
+        return False, detail
+    if revision is None:
+        return True, detail
+    split = traffic(obj)
+    percent = sum(t["percent"] or 0 for t in split if t["revision"] == revision)
+    if percent == 100:
+        return True, f"100% on {revision}"
+    shown = ", ".join(f"{t['revision']}: {t['percent']}%" for t in split) or "no traffic reported"
+    return False, f"traffic not on {revision} yet ({shown})"
+
+
+def _traffic_change(ctx: Context, name: str, patch: dict[str, Any], note: str, wait: bool, *,
+                    target: str | None = None, hint: str | None = None) -> dict[str, Any]:
     ns = ctx.config.namespaces.models
-    out: dict[str, Any] = {"name": name, "namespace": ns, "notes": [note]}
+    out: dict[str, Any] = {"name": name, "namespace": ns, "notes": [note], "target_revision": target}
     if ctx.dry_run:
         out["action"] = "would change"
         out["patch"] = patch
@@ -689,7 +769,18 @@ def _traffic_change(ctx: Context, name: str, patch: dict[str, Any], note: str, w
     ctx.kube.patch(ref(ctx, name), patch)
     ctx.reporter.step(PHASE, note)
     out["action"] = "changed"
-    obj = wait_ready(ctx, name) if wait else (get(ctx, name) or {})
+    if wait:
+        try:
+            obj = ctx.kube.wait_for(ref(ctx, name), lambda o: traffic_on(o, target),
+                                    what=f"InferenceService {ns}/{name} to be Ready with all traffic on "
+                                         f"{target or 'the latest revision'}",
+                                    timeout=ctx.settings.waits.inference_service_ready)
+        except WaitTimeout as exc:
+            if hint:
+                exc.hint = hint
+            raise
+    else:
+        obj = get(ctx, name) or {}
     out["service"] = describe(obj, running_pods(ctx, name))
     return out
 
