@@ -17,11 +17,19 @@ def stderr_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+#: Output piped to a file or a program: lines as long as their content (a URL or an ARN split
+#: across lines is no use to grep), unless COLUMNS says otherwise.
+PIPED_WIDTH = 400
+
+
 def stdout_console():
+    import os
+
     from rich.console import Console
 
     # Never truncate ids or ARNs: soft-wrap instead of cropping, also when not a terminal.
-    return Console(highlight=False, soft_wrap=True)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 class ConsoleReporter(Reporter):
@@ -70,10 +78,12 @@ class ConsoleReporter(Reporter):
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not str: rich would read "[min-max]" or a "[bold]" in a value as markup.
     t = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        t.add_column(column, overflow="fold")
+        t.add_column(Text(column), overflow="fold")
     for row in rows:
-        t.add_row(*("" if cell is None else str(cell) for cell in row))
+        t.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     stdout_console().print(t)
