@@ -280,7 +280,7 @@ def _step_id(step: Any, number: int) -> str:
     return f"{number:02d}-{step.phase}-{step.kind}-{'-'.join(words)}"
 
 
-@pytest.mark.timeout(600)  # the first one runs the whole chain (about 40 s here)
+@pytest.mark.timeout(600)  # the first one runs the whole chain (about 50 s here)
 @pytest.mark.parametrize("number", range(1, len(STEPS) + 1),
                          ids=[_step_id(s, n) for n, s in enumerate(STEPS, start=1)])
 def test_up_stops_at_a_failed_plan_step_and_the_next_up_gets_past_it(chain, number):
@@ -325,14 +325,20 @@ def test_up_builds_the_platform_reports_timings_urls_and_cost_and_a_second_up_ch
     assert result.exit_code == 0, result.stderr
     assert data["ok"] is True and data["failure"] is None and data["resume"] == RESUME
     assert {t["task"]: t["state"] for t in data["tasks"]} == {
-        t: "done" for t in ("cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage", "mlflow",
-                            "serve", "test")}
+        t: "done" for t in ("cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage/policies", "storage",
+                            "mlflow", "serve", "test")}
     timing = data["timing"]
     assert timing["critical_path"][0] == "cluster" and timing["critical_path"][-1] == "test"
     assert timing["wall_s"] < timing["sequential_s"]
     service = data["urls"]["services"][0]
     assert service["name"] == "wine" and service["host_header"] == "wine-predictor.models.example.com"
-    assert data["cost"]["total"]["monthly"] > 0 and data["cost"]["prices_as_of"]
+    cost = data["cost"]
+    assert cost["basis"] == "what exists" and cost["prices_as_of"]
+    assert {i["resource"]: i["quantity"] for i in cost["items"]} == {  # read from moto and the cluster
+        "EKS control plane": 1, "nodes (m5.xlarge)": 3, "node root volumes (gp3)": 3,
+        "NLB k8s-kourier--kourier": 1, "public IPv4 addresses of the NLBs": 3,
+        "volume of PVC mlflow/mlflow-data (gp3)": 1}
+    assert cost["total"]["monthly"] == pytest.approx(sum(i["monthly"] for i in cost["items"]), abs=0.02)
     assert data["test"]["ok"] is True
     example = next(t for t in data["tasks"] if t["task"] == "serve")["result"]["example"]
     assert example["model_uri"] == "models:/wine/1"
@@ -348,6 +354,67 @@ def test_up_builds_the_platform_reports_timings_urls_and_cost_and_a_second_up_ch
     assert sandbox.mutations(mark) == {"aws": [], "tools": [], "kube_writes": []}
     assert sandbox.registered_versions() == ["1"]  # the example is not trained again
     assert next(t for t in second["tasks"] if t["task"] == "serve")["result"]["example"] is None
+
+
+def test_the_storage_policies_are_made_while_eksctl_creates_the_cluster(sandbox):
+    sandbox.script([{"tool": "eksctl", "argv_prefix": ["create", "cluster"], "delay_s": 1.0, "passthrough": True,
+                     "times": 1}])
+    result, data = run_json(sandbox, "--only", "cluster", "--only", "storage")
+    assert result.exit_code == 0, result.stderr
+    calls = sandbox.aws_calls
+    policies = [(i, task) for i, (_, op, task) in enumerate(calls) if op == "CreatePolicy"]
+    assert [task for _, task in policies] == ["storage/policies", "storage/policies"]
+    roles = [i for i, (_, op, task) in enumerate(calls) if op == "CreateRole"]
+    assert len(roles) == 2 and {calls[i][2] for i in roles} == {"storage"}  # they trust the OIDC provider
+    assert max(i for i, _ in policies) < min(roles)
+    tasks = {t["task"]: t for t in data["tasks"]}
+    cluster_end = tasks["cluster"]["started_s"] + tasks["cluster"]["elapsed_s"]  # eksctl alone took 1 s
+    assert tasks["storage/policies"]["started_s"] + tasks["storage/policies"]["elapsed_s"] < cluster_end - 0.5
+    assert tasks["storage"]["started_s"] >= cluster_end
+    assert tasks["storage/policies"]["result"]["policies"] == [f"kservectl-{NAME}-model-read",
+                                                               f"kservectl-{NAME}-mlflow-artifacts"]
+
+
+def test_plan_diff_says_change_for_what_drifted_from_the_config_and_keep_for_the_rest(sandbox, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kservectl.cli.main import app
+    from support.sandbox import BUCKET
+
+    result, _ = run_json(sandbox)
+    assert result.exit_code == 0, result.stderr
+    # drift made outside kservectl ...
+    sandbox.eks.update_nodegroup_config(clusterName=NAME, nodegroupName="ng-default", scalingConfig={"maxSize": 9})
+    sandbox.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    read_policy = next(p["Arn"] for p in sandbox.iam.list_policies(Scope="Local")["Policies"]
+                       if p["PolicyName"] == f"kservectl-{NAME}-model-read")
+    sandbox.iam.create_policy_version(PolicyArn=read_policy, SetAsDefault=True, PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    sandbox.kube.patch("apps/v1", "Deployment", "mlflow", "mlflow", {"spec": {"replicas": 3}})
+    # ... and config changes: another chart version, another model
+    monkeypatch.setenv("KSERVECTL_VERSIONS_CERT_MANAGER", "v1.16.5")
+    monkeypatch.setenv("KSERVECTL_MODEL_URI", "models:/wine/7")
+    mark = sandbox.mark()
+    diff = CliRunner().invoke(app, ["plan", "--diff", "-o", "json"])
+    assert diff.exit_code == 0, diff.stderr
+    rows = {r["resource"]: (r["action"], r["detail"]) for r in json.loads(diff.stdout)["diff"]}
+    changed = {k: v for k, v in rows.items() if v[0] == "change"}
+    assert changed == {
+        "node group ng-default": ("change", "nodes.max: config says 6, the cluster has 9 (change with `eksctl scale "
+                                  "nodegroup --cluster kservectl --region us-west-2 --name ng-default --nodes 3 "
+                                  "--nodes-min 3 --nodes-max 6`)"),
+        "Helm release cert-manager/cert-manager (cert-manager v1.16.5)": ("change", "installed cert-manager-v1.17.0"),
+        "ConfigMap kserve/kservectl-kserve": ("change", "the live object differs from the rendered manifest"),
+        f"S3 bucket {BUCKET}": ("change", "versioning Suspended"),
+        f"IAM policy kservectl-{NAME}-model-read": (
+            "change", "a new default version: the live document differs from the rendered one"),
+        "Deployment mlflow/mlflow": ("change", "the live object differs from the rendered manifest"),
+        "InferenceService models/wine": ("change", "serves models:/wine/1"),
+    }
+    assert {v[0] for k, v in rows.items() if k not in changed} == {"keep"}
+    assert sandbox.mutations(mark) == {"aws": [], "tools": [], "kube_writes": []}  # --diff only reads
+    table = CliRunner().invoke(app, ["up", "--dry-run"])
+    assert table.exit_code == 0 and "7 to change, 21 keep" in table.stdout
 
 
 def test_the_table_output_shows_each_phase_the_summary_the_urls_and_the_monthly_cost(sandbox):

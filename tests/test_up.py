@@ -122,14 +122,15 @@ def test_the_critical_path_is_the_longest_chain_of_needs():
 
 
 # == the graph and the phase options ================================================================
-def test_the_bucket_and_the_policy_need_no_cluster_and_run_while_eksctl_creates_it():
+def test_the_bucket_and_the_iam_policies_need_no_cluster_and_run_while_eksctl_creates_it():
     graph = {t.name: t for t in up.tasks(make_ctx())}
-    assert list(graph) == ["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage", "mlflow",
-                           "serve", "test"]
+    assert list(graph) == ["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage/policies", "storage",
+                           "mlflow", "serve", "test"]
     assert graph["storage/bucket"].needs == () and graph["alb/policy"].needs == () and graph["cluster"].needs == ()
+    assert graph["storage/policies"].needs == ("storage/bucket",)  # its owner is checked first; no cluster
     assert graph["alb"].needs == ("cluster", "alb/policy")
     assert graph["kserve"].needs == ("alb",)  # the controller's webhook must serve before the gateway Service
-    assert graph["storage"].needs == ("cluster", "storage/bucket")
+    assert graph["storage"].needs == ("cluster", "storage/bucket", "storage/policies")  # roles trust the OIDC
     assert graph["mlflow"].needs == ("cluster", "storage")
     assert graph["serve"].needs == ("kserve", "mlflow", "storage") and graph["test"].needs == ("serve",)
     assert {t.phase for t in graph.values()} == set(ORDER)
@@ -141,11 +142,13 @@ def test_a_public_mlflow_waits_for_the_load_balancer_controller():
 
 
 @pytest.mark.parametrize("options,chosen,needs", [
-    ({"start": "kserve"}, ["kserve", "storage/bucket", "storage", "mlflow", "serve", "test"],
-     {"kserve": (), "storage": ("storage/bucket",), "serve": ("kserve", "mlflow", "storage")}),
-    ({"only": ["storage"]}, ["storage/bucket", "storage"], {"storage": ("storage/bucket",)}),
+    ({"start": "kserve"}, ["kserve", "storage/bucket", "storage/policies", "storage", "mlflow", "serve", "test"],
+     {"kserve": (), "storage": ("storage/bucket", "storage/policies"), "serve": ("kserve", "mlflow", "storage")}),
+    ({"only": ["storage"]}, ["storage/bucket", "storage/policies", "storage"],
+     {"storage": ("storage/bucket", "storage/policies")}),
     ({"only": ["alb", "kserve"]}, ["alb/policy", "alb", "kserve"], {"alb": ("alb/policy",), "kserve": ("alb",)}),
-    ({"skip": ["test", "serve"]}, ["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage", "mlflow"],
+    ({"skip": ["test", "serve"]}, ["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage/policies",
+                                   "storage", "mlflow"],
      {"mlflow": ("cluster", "storage")}),
 ])
 def test_from_only_and_skip_choose_phases_and_drop_needs_on_the_phases_left_out(options, chosen, needs):
@@ -231,7 +234,7 @@ def test_a_permanent_failure_is_not_retried_and_the_report_names_phase_step_outp
     assert kinds == [("start", "kserve"), ("step", "kserve"), ("line", "kserve"), ("failed", "kserve")]
 
 
-def test_the_result_as_json_has_timings_tasks_failure_urls_cost_and_the_resume_command(no_preflight):
+def test_the_result_as_json_has_timings_tasks_failure_urls_cost_and_the_resume_command(no_preflight, mock_aws):
     ctx = make_ctx()
     result = up.run(ctx, only=["storage"], graph=fake_graph({"storage/bucket": lambda c: {"bucket": "b"},
                                                              "storage": lambda c: {"roles": 2}},
@@ -246,8 +249,56 @@ def test_the_result_as_json_has_timings_tasks_failure_urls_cost_and_the_resume_c
                                 "describe": "the storage phase", "state": "done",
                                 "started_s": data["tasks"][1]["started_s"], "elapsed_s": 0.0, "attempts": 1,
                                 "step": None, "error": None, "result": {"roles": 2}}
-    assert data["cost"]["total"]["monthly"] > 0 and data["cost"]["prices_as_of"]
+    assert data["cost"]["basis"] == "what exists" and data["cost"]["prices_as_of"]
+    assert data["cost"]["total"]["monthly"] == 0 and data["cost"]["notes"] == [
+        "nothing of cluster kservectl that is billed by the hour exists in us-west-2"]
     assert data["resume"] == "kservectl up -c kservectl -r us-west-2"
+
+
+def test_the_failure_and_the_json_mask_a_secret_the_redactor_knows(no_preflight):
+    secret = "s3cr3t-Passw0rd-xyz"
+    ctx = make_ctx()
+    ctx.redactor.add(secret)
+
+    def mlflow(c: Context) -> dict:
+        c.reporter.step("mlflow", f"creating the admin user with {secret}")
+        c.reporter.tool_line("helm", "stdout", f"rendered value {secret}")
+        raise ToolError(["helm", "upgrade", "--install", "mlflow"], 1, [f"Error: bad value {secret}"])
+
+    def storage(c: Context) -> dict:
+        raise KservectlError(f"the database URI postgresql://mlflow@db/{secret} is refused")
+
+    events: list[up.Event] = []
+    result = up.run(ctx, only=["mlflow", "storage"], listener=events.append,
+                    graph=fake_graph({"mlflow": mlflow, "storage": storage}))
+    data = result.as_dict()
+    failure = data["failure"]
+    assert failure["tool_output"] == ["Error: bad value <redacted>"]
+    assert "<redacted>" in failure["error"] and "<redacted>" in failure["others"][0]["error"]
+    assert failure["step"] == "creating the admin user with <redacted>"
+    assert secret not in json.dumps(data, default=str)
+    assert [e.text for e in events if e.kind == "line"] == ["helm: rendered value <redacted>"]
+    assert not [e for e in events if secret in e.text]  # the view draws these
+
+
+def test_up_prints_no_secret_of_a_failed_phase_on_stdout_or_stderr(cli, fake_platform, monkeypatch):
+    secret = "hunter2-hunter2-hunter2"
+    real_tasks = up.tasks
+
+    def leaky(c: Context) -> dict:
+        c.redactor.add(secret)  # as a phase does with a password it generates
+        raise KservectlError(f"MLflow refused the password {secret}")
+
+    def tasks(ctx, *, yes=False, access=None):
+        return [up.Task(t.name, t.phase, t.needs, leaky if t.name == "mlflow" else t.fn, t.describe)
+                for t in real_tasks(ctx, yes=yes)]
+
+    monkeypatch.setattr(up, "tasks", tasks)
+    result = cli("up", "--only", "mlflow", "-o", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["failure"]["error"] == "MLflow refused the password <redacted>"
+    assert "error: MLflow refused the password <redacted>" in result.stderr
+    assert secret not in result.stdout and secret not in result.stderr
 
 
 def test_each_task_gets_its_own_reporter_and_runner_copy_but_shares_config_clock_log_and_aws():
@@ -326,12 +377,12 @@ def fake_platform(monkeypatch, no_preflight):
     return ran, fail
 
 
-def test_up_runs_every_phase_and_prints_timings_urls_and_the_monthly_cost(cli, fake_platform):
+def test_up_runs_every_phase_and_prints_timings_urls_and_the_monthly_cost(cli, fake_platform, mock_aws):
     ran, _ = fake_platform
     result = cli("up")
     assert result.exit_code == 0, result.stderr
-    assert sorted(ran) == sorted(["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage", "mlflow",
-                                  "serve", "test"])
+    assert sorted(ran) == sorted(["cluster", "alb/policy", "alb", "kserve", "storage/bucket", "storage/policies",
+                                  "storage", "mlflow", "serve", "test"])
     assert ran.index("alb") > ran.index("cluster") and ran.index("test") == len(ran) - 1
     out = result.stdout
     assert "kservectl up: phase timings" in out and "critical path" in out
@@ -343,7 +394,7 @@ def test_up_runs_every_phase_and_prints_timings_urls_and_the_monthly_cost(cli, f
 def test_up_only_and_skip_run_just_those_phases(cli, fake_platform):
     ran, _ = fake_platform
     assert cli("up", "--only", "storage", "--only", "mlflow", "-o", "json").exit_code == 0
-    assert sorted(ran) == ["mlflow", "storage", "storage/bucket"]
+    assert sorted(ran) == ["mlflow", "storage", "storage/bucket", "storage/policies"]
     ran.clear()
     assert cli("up", "--from", "serve").exit_code == 0
     assert ran == ["serve", "test"]
@@ -469,6 +520,96 @@ def test_plan_diff_without_a_cluster_says_create_for_everything_and_changes_noth
 def test_plan_diff_needs_credentials(cli, monkeypatch):
     result = cli("plan", "--diff")
     assert result.exit_code == 1 and "no AWS credentials found" in result.stderr
+
+
+# == the cost of what exists ==========================================================================
+def billed_world(desired: int = 5, instance_type: str = "t3.large") -> dict[str, Any]:
+    """In moto: cluster kservectl with its node group scaled to ``desired`` (the config says 3
+    m5.xlarge), its gateway NLB, a NAT gateway and a loose volume; and another cluster's NLB."""
+    import boto3
+
+    ec2, eks, elbv2 = (boto3.client(s, region_name="us-west-2") for s in ("ec2", "eks", "elbv2"))
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-west-2{z}")
+               ["Subnet"]["SubnetId"] for i, z in enumerate("ab")]
+    role = "arn:aws:iam::123456789012:role/node"
+    eks.create_cluster(name="kservectl", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    eks.create_nodegroup(clusterName="kservectl", nodegroupName="ng-default", nodeRole=role, subnets=subnets,
+                         scalingConfig={"minSize": 1, "maxSize": 6, "desiredSize": desired},
+                         instanceTypes=[instance_type], diskSize=80)
+    for cluster_name in ("kservectl", "kservectl-2"):
+        elbv2.create_load_balancer(Name=f"k8s-{cluster_name}", Subnets=subnets, Type="network",
+                                   Scheme="internet-facing",
+                                   Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": cluster_name}])
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnets[0], AllocationId=eip, TagSpecifications=[{
+        "ResourceType": "natgateway", "Tags": [{"Key": "alpha.eksctl.io/cluster-name", "Value": "kservectl"}]}])
+    volume = ec2.create_volume(Size=10, AvailabilityZone="us-west-2a", VolumeType="gp3", TagSpecifications=[{
+        "ResourceType": "volume", "Tags": [{"Key": "kservectl.io/cluster", "Value": "kservectl"}]}])
+    return {"eks": eks, "nat": nat["NatGateway"]["NatGatewayId"], "volume": volume["VolumeId"]}
+
+
+def test_the_cost_after_up_prices_what_exists_at_its_actual_size_not_the_config(mock_aws):
+    from kservectl import costs
+
+    world = billed_world(desired=5, instance_type="t3.large")
+    ctx = make_ctx()
+    cost = up.running_cost(ctx)
+    assert cost["basis"] == "what exists" and cost["notes"] == []
+    items = {i["resource"]: i for i in cost["items"]}
+    assert set(items) == {"EKS control plane", "nodes (t3.large)", "node root volumes (gp3)", "NLB k8s-kservectl",
+                          f"NAT gateway {world['nat']}", f"EBS volume {world['volume']} (gp3)",
+                          "public IPv4 addresses of the NLBs"}  # not the other cluster's NLB
+    nodes = items["nodes (t3.large)"]
+    assert nodes["quantity"] == 5 and nodes["detail"].startswith("node group ng-default: desired 5 (min 1, max 6)")
+    t3 = costs.price(costs.INSTANCE, "us-west-2", instance_type="t3.large").monthly
+    assert nodes["monthly"] == round(5 * t3, 2)
+    assert items["node root volumes (gp3)"]["detail"] == "80 GiB each"
+    assert items["public IPv4 addresses of the NLBs"]["quantity"] == 3  # 3 zones per internet-facing NLB
+    assert cost["total"]["monthly"] == pytest.approx(sum(i["monthly"] for i in cost["items"]), abs=0.02)
+    assert cost["total"]["monthly"] != costs.platform_estimate(ctx.config).as_dict()["total"]["monthly"]
+
+    world["eks"].update_nodegroup_config(clusterName="kservectl", nodegroupName="ng-default",
+                                         scalingConfig={"desiredSize": 2})  # scaled in by hand
+    scaled = up.running_cost(ctx)
+    gp3_80 = costs.price("ebs-gp3", "us-west-2", gb=80).monthly
+    assert {i["resource"]: i["quantity"] for i in scaled["items"]}["nodes (t3.large)"] == 2
+    assert scaled["total"]["monthly"] == pytest.approx(cost["total"]["monthly"] - 3 * (t3 + gp3_80), abs=0.02)
+
+
+def test_without_readable_aws_the_cost_is_the_config_estimate_and_says_so():
+    from kservectl import costs
+
+    cost = up.running_cost(make_ctx())  # no credentials at all
+    assert cost["basis"] == "config"
+    assert cost["total"] == costs.platform_estimate(make_ctx().config).as_dict()["total"]
+    assert cost["notes"] == [
+        "what exists could not be read (AWS eks:DescribeCluster failed with NoCredentials: no AWS credentials found "
+        "(run `aws configure` or set AWS_PROFILE)): this is the estimate of the configured platform, as "
+        "`kservectl plan` prints it"]
+
+
+def test_a_failed_up_prints_the_cost_of_what_exists_at_that_moment(cli, fake_platform, mock_aws):
+    import boto3
+
+    _, fail = fake_platform
+    fail.add("kserve")
+    boto3.client("eks", region_name="us-west-2").create_cluster(
+        name="kservectl", roleArn="arn:aws:iam::123456789012:role/x", resourcesVpcConfig={"subnetIds": []})
+    result = cli("up")
+    assert result.exit_code == 1
+    assert "estimated cost of what exists now (up did not finish): $73.00/month" in result.stdout
+    assert "EKS control plane: $73.00/month (cluster kservectl, ACTIVE" in result.stdout
+    data = json.loads(cli("up", "-o", "json").stdout)
+    assert data["ok"] is False and data["cost"]["basis"] == "what exists"
+    assert [i["resource"] for i in data["cost"]["items"]] == ["EKS control plane"]
+
+
+def test_up_says_when_its_cost_is_the_config_estimate(cli, fake_platform):
+    result = cli("up")  # no AWS credentials: what exists cannot be read
+    assert result.exit_code == 0
+    assert "estimated cost of the configured platform (what exists could not be read): $" in result.stdout
+    assert "note: what exists could not be read (AWS" in result.stdout
 
 
 # == the view ========================================================================================

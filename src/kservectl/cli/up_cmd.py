@@ -46,7 +46,7 @@ def command(
 
     EKS (the default): cluster, alb, kserve, storage, mlflow, serve (the configured model, or the
     example model trained and registered into the cluster's MLflow), test; independent work runs
-    at the same time (the bucket and the IAM policy while eksctl creates the cluster). Every phase
+    at the same time (the bucket and the IAM policies while eksctl creates the cluster). Every phase
     reads the real state first: after a failure or Ctrl-C, `up` again resumes.
 
     With --provider local: an MLflow tracking server, the example model (or model.uri) trained,
@@ -102,8 +102,10 @@ def _eks(ctx: Any, *, config: Path | None, start: str | None, only: list[str], s
         up_view.draw_summary(data)
         if result.ok:
             up_view.draw_urls(data["urls"])
-            up_view.draw_cost(data["cost"])
+            up_view.draw_cost(data["cost"], _cost_label(data["cost"], "what now runs"))
             typer.echo(f"\nthe platform is up; `{result.resume}` again changes nothing")
+        else:  # what was made so far bills too
+            up_view.draw_cost(data["cost"], _cost_label(data["cost"], "what exists now (up did not finish)"))
 
     emit(data, output, table=draw)
     up_view.draw_failure(data)
@@ -111,6 +113,12 @@ def _eks(ctx: Any, *, config: Path | None, start: str | None, only: list[str], s
         raise typer.Exit(130)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _cost_label(cost: dict[str, Any] | None, what: str) -> str:
+    if cost and cost.get("basis") == "config":
+        return "the configured platform (what exists could not be read)"
+    return what
 
 
 def _dry_run(ctx: Any, chosen: list[Any], output: Output) -> None:

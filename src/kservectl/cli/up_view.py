@@ -190,13 +190,21 @@ def draw_urls(urls: dict[str, Any] | None) -> None:
 
 
 def draw_cost(cost: dict[str, Any] | None, what: str = "what now runs") -> None:
+    """The monthly total and one line per priced item (``up``: what exists, read from AWS)."""
     if not cost:
         return
     total = cost["total"]
     marked = " (includes estimates: the price table has no figures for this region)" if cost["estimate"] else ""
     typer.echo(f"\nestimated cost of {what}: ${total['monthly']:.2f}/month, ${total['daily']:.2f}/day, "
-               f"${total['hourly']:.4f}/hour{marked}; prices as of {cost['prices_as_of']} "
-               "(`kservectl plan` itemises them; traffic-dependent charges are not included)")
+               f"${total['hourly']:.4f}/hour{marked}; prices as of {cost['prices_as_of']}")
+    for note in cost.get("notes") or []:
+        typer.echo(f"  note: {note}")
+    for item in cost["items"]:
+        amount = "price unknown" if item["monthly"] is None else f"${item['monthly']:.2f}/month"
+        quantity = f" x {item['quantity']:g}" if item["quantity"] != 1 else ""
+        detail = f" ({item['detail']})" if item.get("detail") else ""
+        typer.echo(f"  {item['resource']}{quantity}: {amount}{detail}")
+    typer.echo("  not included: traffic-dependent charges (NLCU, NAT data, logs, S3, data transfer)")
 
 
 def draw_failure(data: dict[str, Any]) -> None:

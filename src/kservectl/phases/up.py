@@ -8,18 +8,23 @@ groups are stopped by the runner) and reports them interrupted.
 
 The graph of the EKS platform::
 
-    cluster ─────────────┬──────────────► alb ──► kserve ─┐
-    alb/policy ──────────┘                                 ├─► serve ──► test
-    storage/bucket ──► storage (roles, ServiceAccounts) ─► mlflow ─┘
+    cluster ──────────┬──────────────────► alb ──► kserve ──────┐
+    alb/policy ───────┘                                          │
+    cluster ─────────────────────────────┐                       ├─► serve ──► test
+    storage/bucket ──► storage/policies ──┴─► storage ─► mlflow ──┘
 
-The bucket and the load balancer controller's IAM policy need no cluster, so they are made while
-eksctl creates it (about 14 of the 20 minutes). Every phase reads the real state first and changes
-only the difference, so ``up`` again after a failure (or after Ctrl-C) resumes where it stopped,
-and ``up`` on a finished platform makes no mutating call. A phase that fails with a transient error
-(throttling, an API server 5xx, a webhook that does not serve yet) runs again from its real state,
-a bounded number of times (``settings.phase_retry``).
+The bucket, the storage phase's two IAM policies (they name only the bucket's ARN) and the load
+balancer controller's IAM policy need no cluster, so they are made while eksctl creates it (about
+14 of the 20 minutes); the IRSA roles (task ``storage``) trust the cluster's OIDC provider and
+wait for it. Every phase reads the real state first and changes only the difference, so ``up``
+again after a failure (or after Ctrl-C) resumes where it stopped, and ``up`` on a finished
+platform makes no mutating call. A phase that fails with a transient error (throttling, an API
+server 5xx, a webhook that does not serve yet) runs again from its real state, a bounded number
+of times (``settings.phase_retry``).
 
 Progress goes to a listener as ``Event`` records (the CLI draws them); nothing here prints.
+Errors and tool output in the result pass through ``ctx.redactor``. At the end, ``running_cost``
+prices what exists then (after a failure too), read from AWS, not the config.
 ``diff`` compares the rendered plan with what exists (``plan --diff`` and ``up --dry-run``).
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import queue
+import re
 import shlex
 import threading
 import time
@@ -42,6 +48,7 @@ from kservectl.context import Context
 from kservectl.errors import AwsError, KservectlError, KubeError, ToolError, UsageError
 from kservectl.events import Reporter
 from kservectl.phases import ORDER
+from kservectl.redact import Redactor
 
 # -- the graph -------------------------------------------------------------------------------------
 
@@ -136,6 +143,33 @@ def ensure_bucket(ctx: Context) -> dict[str, Any]:
     return {"bucket": name, "changes": [c.as_dict() for c in changes]}
 
 
+def ensure_storage_policies(ctx: Context) -> dict[str, Any]:
+    """The storage phase's two IAM policies (model servers read, MLflow reads and writes the
+    artifact prefix). A policy names only the bucket's ARN, so they are made while eksctl creates
+    the cluster; the IRSA roles that attach them trust the cluster's OIDC provider and come after
+    it (the storage phase proper, which converges these policies again: read only). Ownership of
+    both is checked before either changes."""
+    from kservectl import iam
+    from kservectl.phases import storage
+    from kservectl.phases.base import LiveValues
+
+    storage.check_kms_key_id(ctx.config.storage.kms_key_id)
+    account = storage.account_id(ctx)
+    bucket = storage.bucket_name(ctx, account)
+    sas = storage.service_accounts(ctx, LiveValues(account_id=account))  # policy names need no OIDC issuer
+    for sa in sas.values():
+        iam.check_policy_owner(ctx, sa.policy_arn)
+    kms_key_arn = storage.resolve_kms_key_arn(ctx)
+    changes = []
+    for sa in sas.values():
+        ctx.reporter.step("storage", f"checking IAM policy {sa.policy_name}")
+        _, made = iam.ensure_policy(ctx, account_id=account, name=sa.policy_name,
+                                    document=storage.policy_document(ctx, sa, bucket, kms_key_arn),
+                                    tags=storage.owner_tags(ctx), description=sa.description, phase=storage.PHASE)
+        changes += made
+    return {"policies": [sa.policy_name for sa in sas.values()], "changes": [c.as_dict() for c in changes]}
+
+
 def serve_model(ctx: Context, access: MlflowAccess) -> dict[str, Any]:
     """Deploy the configured model, or the example model: trained and registered into the
     cluster's MLflow the first time, its latest registered version afterwards."""
@@ -192,8 +226,10 @@ def tasks(ctx: Context, *, yes: bool = False, access: MlflowAccess | None = None
         Task("kserve", "kserve", ("alb",), lambda c: kserve.install(c, yes=yes),
              "cert-manager, Knative + Kourier behind an NLB, KServe"),
         Task("storage/bucket", "storage", (), ensure_bucket, "S3 artifact bucket"),
-        Task("storage", "storage", ("cluster", "storage/bucket"),
-             lambda c: storage.create(c, with_service_accounts=True), "IAM policies, IRSA roles, ServiceAccounts"),
+        Task("storage/policies", "storage", ("storage/bucket",), ensure_storage_policies,
+             "IAM policies of the model servers and MLflow"),
+        Task("storage", "storage", ("cluster", "storage/bucket", "storage/policies"),
+             lambda c: storage.create(c, with_service_accounts=True), "IRSA roles, ServiceAccounts"),
         Task("mlflow", "mlflow", mlflow_needs, mlflow.install, "MLflow tracking server"),
         Task("serve", "serve", ("kserve", "mlflow", "storage"), lambda c: serve_model(c, access),
              "the model as an InferenceService"),
@@ -392,20 +428,21 @@ Listener = Callable[[Event], None]
 
 class TaskReporter(Reporter):
     """The reporter of one task: turns progress into ``Event``s and remembers the current step and
-    the last lines of tool output (for the failure report)."""
+    the last lines of tool output (for the failure report). Every text passes ``redactor``."""
 
-    def __init__(self, task: Task, emit: Listener, tail: int = 20) -> None:
+    def __init__(self, task: Task, emit: Listener, tail: int = 20, redactor: Redactor | None = None) -> None:
         self.task = task
         self.emit = emit
+        self.redactor = redactor or Redactor()
         self.step_text: str | None = None
         self.lines: deque[str] = deque(maxlen=tail)
         self._lock = threading.Lock()
 
     def _event(self, kind: str, text: str) -> None:
-        self.emit(Event(kind, self.task.name, self.task.phase, text))
+        self.emit(Event(kind, self.task.name, self.task.phase, self.redactor.text(text)))
 
     def step(self, phase: str, message: str) -> None:
-        self.step_text = message
+        self.step_text = self.redactor.text(message)
         self._event("step", message)
 
     def info(self, message: str) -> None:
@@ -418,9 +455,10 @@ class TaskReporter(Reporter):
         self._event("wait", f"waiting for {what}: {detail}")
 
     def tool_line(self, tool: str, stream: str, line: str) -> None:
+        line = self.redactor.text(f"{tool}: {line}")
         with self._lock:
-            self.lines.append(f"{tool}: {line}")
-        self._event("line", f"{tool}: {line}")
+            self.lines.append(line)
+        self.emit(Event("line", self.task.name, self.task.phase, line))
 
 
 def _forward(reporter: Reporter) -> Listener:
@@ -583,7 +621,7 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
         preflight(ctx, chosen)
 
         def work(task: Task) -> Any:
-            reporter = reporters[task.name] = TaskReporter(task, emit)
+            reporter = reporters[task.name] = TaskReporter(task, emit, redactor=ctx.redactor)
             tctx = task_context(ctx, reporter)
             report = reports[task.name]
             report.started_s = ctx.clock.monotonic() - began
@@ -599,17 +637,17 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
                         if attempt == backoff.attempts or not is_transient(exc):
                             raise
                         emit(Event("retry", task.name, task.phase,
-                                   f"{exc.one_line()}; running the phase again in {delay:g}s "
+                                   f"{_describe_error(exc, ctx)}; running the phase again in {delay:g}s "
                                    f"(attempt {attempt + 1}/{backoff.attempts})", attempt + 1))
                         ctx.clock.sleep(delay)
                         delay = min(delay * 2, backoff.maximum)
             except KeyboardInterrupt:
                 report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
-                emit(Event("interrupted", task.name, task.phase, _describe_error(KeyboardInterrupt())))
+                emit(Event("interrupted", task.name, task.phase, _describe_error(KeyboardInterrupt(), ctx)))
                 raise
             except BaseException as exc:
                 report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
-                emit(Event("failed", task.name, task.phase, _describe_error(exc)))
+                emit(Event("failed", task.name, task.phase, _describe_error(exc, ctx)))
                 raise
             report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
             emit(Event("done", task.name, task.phase, f"{report.elapsed_s:.1f}s"))
@@ -624,13 +662,13 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
         report = reports[name]
         report.state = state
         reporter = reporters.get(name)
-        if reporter is not None:
+        if reporter is not None:  # its texts are redacted already
             report.step = reporter.step_text
             report.tail = list(reporter.lines)
         if state == "done":
             report.result = outcome.values[name]
         elif state in ("failed", "interrupted"):
-            report.error = _describe_error(outcome.errors[name])
+            report.error = _describe_error(outcome.errors[name], ctx)
             if state == "interrupted" and report.elapsed_s is None:  # did not stop within the grace time
                 emit(Event(state, name, report.phase, report.error))
         else:
@@ -641,35 +679,154 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
         error = outcome.errors[first.name]
         result.failure = {
             "task": first.name, "phase": first.phase, "state": first.state, "step": first.step,
-            "error": first.error, "tool_output": _tool_output(error, first.tail),
+            "error": first.error, "tool_output": [ctx.redactor.text(line) for line in _tool_output(error, first.tail)],
             "others": [{"task": r.name, "state": r.state, "error": r.error} for r in failed if r is not first],
             "log": str(ctx.log_path), "resume": result.resume,
         }
     if "test" in outcome.values:
         result.test = outcome.values["test"]
-    result.cost = costs.platform_estimate(ctx.config).as_dict()
+    result.cost = running_cost(ctx)
     if result.ok and {"serve", "test"} & {t.name for t in chosen}:
         try:
             from kservectl.phases import serve
 
             result.urls = serve.urls(ctx)
         except KservectlError as exc:
-            result.urls = {"error": exc.one_line()}
+            result.urls = {"error": ctx.redactor.text(exc.one_line())}
     return result
 
 
-def _describe_error(error: BaseException) -> str:
+def _describe_error(error: BaseException, ctx: Context) -> str:
+    """One line for the report, with the secrets ``ctx.redactor`` knows masked."""
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C); its tools were stopped"
     if isinstance(error, KservectlError):
-        return error.one_line()
-    return f"{type(error).__name__}: {error}"
+        return ctx.redactor.text(error.one_line())
+    return ctx.redactor.text(f"{type(error).__name__}: {error}")
 
 
 def _tool_output(error: BaseException, tail: list[str], lines: int = 10) -> list[str]:
     if isinstance(error, ToolError) and error.stderr_tail:
         return error.stderr_tail[-lines:]
     return tail[-lines:]
+
+
+# -- what the platform costs now -------------------------------------------------------------------
+
+
+def running_cost(ctx: Context) -> dict[str, Any]:
+    """The cost of what exists now, as ``costs.Estimate.as_dict()`` plus ``basis`` and ``notes``.
+
+    Read from AWS (never changed), after a failed ``up`` too: the EKS control plane when the
+    cluster exists; each node group at its actual desired size and instance type, with its root
+    volumes; the load balancers, NAT gateways, Elastic IPs and unattached EBS volumes that
+    ``orphans.search`` finds with this cluster's ownership evidence (it lists a live cluster's
+    infrastructure the same way); the public IPv4 addresses of internet-facing NLBs; and the
+    volumes of the cluster's bound PersistentVolumeClaims. Priced with ``costs.price``.
+    ``basis`` is ``"what exists"``; when AWS cannot be read it is ``"config"``: the estimate of
+    the configured platform (as ``plan``), and ``notes`` say why."""
+    quiet = dataclasses.replace(ctx, reporter=Reporter())
+    try:
+        estimate, notes = _price_what_exists(quiet)
+    except KservectlError as exc:
+        data = costs.platform_estimate(ctx.config).as_dict()
+        data["basis"] = "config"
+        data["notes"] = [f"what exists could not be read ({ctx.redactor.text(exc.one_line())}): this is the "
+                         "estimate of the configured platform, as `kservectl plan` prints it"]
+        return data
+    data = estimate.as_dict()
+    data["basis"] = "what exists"
+    data["notes"] = notes
+    return data
+
+
+def _zones(ctx: Context) -> int:
+    """The subnets (one per zone) an NLB of this cluster spans, as the config makes them."""
+    return len(ctx.config.cluster.availability_zones) or (2 if ctx.region == "us-east-1" else 3)
+
+
+def _price_what_exists(ctx: Context) -> tuple[costs.Estimate, list[str]]:
+    from kservectl import orphans
+    from kservectl.phases import cluster
+
+    region, price, item = ctx.region, costs.price, costs.LineItem
+    items: list[costs.LineItem] = []
+    notes: list[str] = []
+    found = cluster.describe_cluster(ctx)
+    if found is not None:
+        items.append(item("EKS control plane", 1, price("eks-cluster", region),
+                          f"cluster {ctx.cluster}, {found.get('status')}, Kubernetes {found.get('version')}"))
+        for group in cluster.nodegroups(ctx):
+            name = group.get("nodegroupName", "?")
+            scaling = group.get("scalingConfig") or {}
+            desired = int(scaling.get("desiredSize") or 0)
+            types = group.get("instanceTypes") or []
+            instance = types[0] if types else ctx.config.nodes.instance_type
+            detail = (f"node group {name}: desired {desired} (min {scaling.get('minSize')}, max "
+                      f"{scaling.get('maxSize')}), {str(group.get('capacityType') or 'ON_DEMAND').lower()}")
+            if not types:
+                detail += "; instance type from the config (the node group names none)"
+            elif len(types) > 1:
+                detail += f"; priced as {instance}, the first of {', '.join(types)}"
+            items.append(item(f"nodes ({instance})", desired, price(costs.INSTANCE, region, instance_type=instance),
+                              detail))
+            disk = group.get("diskSize")
+            size = float(disk) if disk else float(ctx.config.nodes.volume_size)
+            items.append(item("node root volumes (gp3)", desired, price("ebs-gp3", region, gb=size),
+                              f"{size:g} GiB each" + ("" if disk else " (size from the config: a launch template "
+                                                                        "holds it)")))
+    search = orphans.search(ctx)
+    notes += [f"could not search {error}: the figure may be too low" for error in search.errors]
+    public_lbs = 0
+    for o in search.orphans:
+        label = o.name or o.id
+        if o.type == orphans.LOAD_BALANCER:
+            kind = {"network": "nlb", "application": "alb"}.get(o.detail.split(",")[0].strip())  # ELBv2's Type
+            if kind is None:
+                notes.append(f"load balancer {o.id}: not priced (neither network nor application)")
+                continue
+            public = "internet-facing" in o.detail
+            public_lbs += public
+            items.append(item(f"{kind.upper()} {label}", 1, price(kind, region),
+                              "internet-facing" if public else "internal"))
+        elif o.type == orphans.CLASSIC_ELB:
+            items.append(item(f"classic ELB {label}", 1, price("elb-classic", region)))
+        elif o.type == orphans.NAT_GATEWAY:
+            items.append(item(f"NAT gateway {o.id}", 1, price("nat-gateway", region), o.name))
+        elif o.type == orphans.ELASTIC_IP:
+            items.append(item(f"Elastic IP {o.name or o.id}", 1, price("public-ipv4", region), o.detail))
+        elif o.type == orphans.VOLUME and ", PVC " not in o.detail:  # a claim's volume is priced with the claim
+            size_kind = re.match(r"(\d+(?:\.\d+)?) GiB (\w+)", o.detail)
+            if size_kind is None:
+                notes.append(f"volume {o.id}: not priced ({o.detail})")
+                continue
+            items.append(item(f"EBS volume {o.id} ({size_kind.group(2)})", 1,
+                              price(f"ebs-{size_kind.group(2)}", region, gb=float(size_kind.group(1))),
+                              f"{o.detail}; not attached"))
+    if public_lbs:
+        zones = _zones(ctx)
+        items.append(item("public IPv4 addresses of the NLBs", public_lbs * zones, price("public-ipv4", region),
+                          f"{zones} per internet-facing NLB"))
+    claims: list[dict[str, Any]] = []
+    if found is not None and found.get("status") == "ACTIVE" and cluster.kubeconfig_path(ctx).is_file():
+        try:
+            claims, _ = ctx.kube.list("v1", "PersistentVolumeClaim")
+        except KubeError as exc:
+            notes.append(f"the cluster's volume claims could not be read ({exc.one_line()}): not priced")
+    for pvc in claims:
+        status = pvc.get("status") or {}
+        capacity = (status.get("capacity") or {}).get("storage")
+        if status.get("phase") != "Bound" or not capacity:
+            continue
+        klass = (pvc.get("spec") or {}).get("storageClassName") or ""
+        kind = "gp2" if klass == "gp2" else "gp3"
+        meta = pvc["metadata"]
+        items.append(item(f"volume of PVC {meta.get('namespace')}/{meta['name']} ({kind})", 1,
+                          price(f"ebs-{kind}", region, gb=costs.gib(capacity)),
+                          f"{capacity}, StorageClass {klass or 'default'}"))
+    if not items:
+        notes.append(f"nothing of cluster {ctx.cluster} that is billed by the hour exists in {region}")
+    return costs.Estimate(region, items, list(costs.NOT_INCLUDED)), notes
 
 
 # -- what exists already (plan --diff, up --dry-run) ----------------------------------------------
@@ -689,7 +846,8 @@ def _kube_diff(ctx: Context, phase: str, obj: dict[str, Any], label: str | None 
     from kservectl.kube import Ref
 
     action = ctx.kube.diff(obj)
-    return _row(phase, label or str(Ref.of(obj)), "keep" if action == "unchanged" else action)
+    return _row(phase, label or str(Ref.of(obj)), "keep" if action == "unchanged" else action,
+                "the live object differs from the rendered manifest" if action == "change" else "")
 
 
 def _release_row(ctx: Context, phase: str, name: str, namespace: str, chart: str, version: str,
@@ -851,10 +1009,13 @@ def _diff_storage(ctx: Context, state: Any, mode: str, why: str) -> list[dict[st
     status = storage.status(ctx)
     b = status["bucket"]
     rows = [_row("storage", f"S3 bucket {b['name']}",
-                 "create" if not b["exists"] else ("keep" if b["ok"] else "change"), b.get("problem") or "")]
+                 "create" if not b["exists"] else ("keep" if b["ok"] else "change"),
+                 b.get("problem") or ("" if b["ok"] or not b["exists"] else _bucket_drift(ctx, b)))]
     for p in status["policies"]:
         action = "create" if not p["exists"] else ("keep" if p.get("matches") else "change")
-        rows.append(_row("storage", f"IAM policy {p['name']}", action))
+        rows.append(_row("storage", f"IAM policy {p['name']}", action,
+                         "a new default version: the live document differs from the rendered one"
+                         if action == "change" else ""))
     for r in status["roles"]:
         attached = any(p["name"] in r.get("attached_policies", []) for p in status["policies"]
                        if p["component"] == r["component"])
@@ -866,6 +1027,23 @@ def _diff_storage(ctx: Context, state: Any, mode: str, why: str) -> list[dict[st
         label = f"ServiceAccount {doc['metadata']['namespace']}/{doc['metadata']['name']}"
         rows.append(_in_cluster("storage", label, mode, why, lambda d=doc, lb=label: _kube_diff(ctx, "storage", d, lb)))
     return rows
+
+
+def _bucket_drift(ctx: Context, bucket: dict[str, Any]) -> str:
+    """What of the bucket's managed settings differs from the config (``storage.status`` fields)."""
+    days = ctx.config.storage.noncurrent_version_days or None
+    found = []
+    if bucket.get("owner") != ctx.cluster:
+        found.append(f"owner tag {bucket.get('owner')!r}")
+    if bucket.get("versioning") != "Enabled":
+        found.append(f"versioning {bucket.get('versioning')}")
+    if not bucket.get("public_access_blocked"):
+        found.append("public access not fully blocked")
+    if not bucket.get("tls_only"):
+        found.append("no TLS-only bucket policy")
+    if bucket.get("noncurrent_version_days") != days:
+        found.append(f"noncurrent versions expire after {bucket.get('noncurrent_version_days')} days, config {days}")
+    return "; ".join(found) or f"encryption {bucket.get('encryption')}"
 
 
 def _diff_mlflow(ctx: Context, state: Any, mode: str, why: str) -> list[dict[str, str]]:
