@@ -96,12 +96,12 @@ def test_ctrl_c_interrupts_the_running_tasks_and_reports_them_interrupted():
     def work(node: Node) -> None:
         if node.name == "waits":
             threading.Timer(0.1, _thread.interrupt_main).start()
-            for _ in range(300):  # a long wait, in small steps like the runner's process wait
+            for _ in range(1500):  # a long wait (15 s or more), in small steps like the runner's process wait
                 time.sleep(0.01)
 
     started = time.monotonic()
     outcome = up.schedule([Node("waits"), Node("next", ("waits",))], work, grace=5.0)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10  # interrupted, not waited for
     assert outcome.interrupted and outcome.states == {"waits": "interrupted", "next": "not started"}
 
 
