@@ -570,6 +570,20 @@ def ensure_bucket(ctx: Context, state: BucketState, kms_key_arn: str | None) -> 
     return changes
 
 
+def ensure_policies(ctx: Context, account_id: str, bucket: str, kms_key_arn: str | None,
+                    sas: Mapping[str, Any]) -> dict[str, list[Change]]:
+    """Converge each ServiceAccount's IAM policy (it names only the bucket, so it needs no
+    cluster: ``up`` makes them while eksctl creates it). The changes, under the keys of ``sas``.
+    The caller has checked the policies' ownership."""
+    out: dict[str, list[Change]] = {}
+    for key, sa in sas.items():
+        _, out[key] = iam.ensure_policy(
+            ctx, account_id=account_id, name=sa.policy_name,
+            document=policy_document(ctx, sa, bucket, kms_key_arn), tags=owner_tags(ctx),
+            description=sa.description, phase=PHASE)
+    return out
+
+
 def apply(ctx: Context) -> dict[str, Any]:
     """Converge the bucket, the policies and the IRSA roles (AWS only). Reads everything and
     checks ownership before the first change; a second run makes no mutating call. With
@@ -596,18 +610,15 @@ def apply(ctx: Context) -> dict[str, Any]:
 
     changes = ensure_bucket(ctx, state, kms_key_arn)
     tags = owner_tags(ctx)
-    for sa in sas.values():
-        _, policy_changes = iam.ensure_policy(
-            ctx, account_id=live.account_id, name=sa.policy_name,
-            document=policy_document(ctx, sa, bucket, kms_key_arn), tags=tags, description=sa.description,
-            phase=PHASE)
-        changes += policy_changes
+    policy_changes = ensure_policies(ctx, live.account_id, bucket, kms_key_arn, sas)
+    for key, sa in sas.items():
+        changes += policy_changes[key]
         _, role_changes, created = iam.ensure_role(
             ctx, account_id=live.account_id, name=sa.role_name, trust=trust_document(ctx, sa, live),
             tags=tags, description=f"{sa.description} (IRSA for {sa.namespace}/{sa.name})", phase=PHASE)
         changes += role_changes
         changes += iam.ensure_attached(ctx, sa.role_name, sa.policy_arn,
-                                       just_created=created or bool(policy_changes), phase=PHASE)
+                                       just_created=created or bool(policy_changes[key]), phase=PHASE)
     if not changes:
         ctx.reporter.step(PHASE, f"bucket {bucket}, policies and roles already as desired: nothing to change")
     return {

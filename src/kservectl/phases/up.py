@@ -160,14 +160,10 @@ def ensure_storage_policies(ctx: Context) -> dict[str, Any]:
     for sa in sas.values():
         iam.check_policy_owner(ctx, sa.policy_arn)
     kms_key_arn = storage.resolve_kms_key_arn(ctx)
-    changes = []
-    for sa in sas.values():
-        ctx.reporter.step("storage", f"checking IAM policy {sa.policy_name}")
-        _, made = iam.ensure_policy(ctx, account_id=account, name=sa.policy_name,
-                                    document=storage.policy_document(ctx, sa, bucket, kms_key_arn),
-                                    tags=storage.owner_tags(ctx), description=sa.description, phase=storage.PHASE)
-        changes += made
-    return {"policies": [sa.policy_name for sa in sas.values()], "changes": [c.as_dict() for c in changes]}
+    ctx.reporter.step("storage", "checking IAM policies " + ", ".join(sa.policy_name for sa in sas.values()))
+    changes = storage.ensure_policies(ctx, account, bucket, kms_key_arn, sas)
+    return {"policies": [sa.policy_name for sa in sas.values()],
+            "changes": [c.as_dict() for made in changes.values() for c in made]}
 
 
 def serve_model(ctx: Context, access: MlflowAccess) -> dict[str, Any]:
