@@ -590,6 +590,17 @@ def answer(client: Any, operation: str, respond) -> None:
 class TestOneWorld:
     """Searches of one shared world, read-only (a dry-run delete included)."""
 
+    def test_a_narrowed_search_reads_only_its_finders_services_and_finds_their_orphans(self, shared_world):
+        ctx = make_ctx()
+        calls = record_calls(ctx)
+        result = orphans.search(ctx, only=("ec2 volumes", "ec2 NAT gateways"))
+        kinds = {o.type for o in result.orphans}  # the stacks are always read: other finders use them
+        assert kinds == {orphans.VOLUME, orphans.NAT_GATEWAY, orphans.STACK}
+        assert found_keys(result) == {k for k in shared_world.orphans if k[0] in kinds}
+        assert {service for _, service, _ in calls} == {"sts", "cloudformation", "eks", "ec2"}  # no S3, IAM, ELB reads
+        with pytest.raises(ValueError, match="no such orphan finder: s3"):
+            orphans.search(make_ctx(), only=("s3",))
+
     def test_every_orphan_is_found_by_its_full_id_and_no_decoy_or_lookalike_is(self, shared_world):
         world = shared_world
         result = orphans.search(make_ctx())

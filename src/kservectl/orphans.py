@@ -49,7 +49,7 @@ import json
 import re
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -393,25 +393,21 @@ def check_account(current: str, expected: str, *, untouched: str = "nothing was 
             hint=f"use the credentials of account {expected} (AWS_PROFILE / aws.profile)")
 
 
-def search(ctx: Context, *, account_id: str | None = None) -> Search:
+def search(ctx: Context, *, account_id: str | None = None, only: Collection[str] | None = None) -> Search:
     """Search every service concurrently; read-only (no mutating call, also without dry run).
-    With ``account_id`` (the pinned account), refuse first when the credentials belong to another."""
+    With ``account_id`` (the pinned account), refuse first when the credentials belong to another.
+    ``only`` narrows the search to these finders (``FINDERS`` names, e.g. for ``up``'s cost of
+    what runs); the CloudFormation stacks are always read (other finders use them)."""
     clients = {service: ctx.aws.client(service) for service in SERVICES}  # created before the threads
     account = iam.call(ctx, "sts:GetCallerIdentity", clients["sts"].get_caller_identity)["Account"]
     if account_id is not None:
         check_account(account, account_id)
     ctx.reporter.step(PHASE, f"searching account {account}, region {ctx.region} for what cluster "
                       f"{ctx.cluster} left behind")
-    finders: list[tuple[str, Callable[[_Scan], _Found]]] = [
-        ("elbv2 load balancers", _find_load_balancers), ("elbv2 target groups", _find_target_groups),
-        ("classic load balancers", _find_classic_elbs), ("ec2 network interfaces", _find_network_interfaces),
-        ("ec2 NAT gateways", _find_nat_gateways), ("ec2 Elastic IPs", _find_addresses),
-        ("ec2 security groups", _find_security_groups), ("ec2 volumes", _find_volumes),
-        ("iam instance profiles", _find_instance_profiles), ("iam roles and OIDC providers", _find_roles),
-        ("iam policies", _find_policies), ("logs log groups", _find_log_groups), ("s3 buckets", _find_buckets),
-        ("eks cluster and node groups", _find_eks), ("autoscaling groups", _find_autoscaling_groups),
-        ("ec2 instances", _find_instances),
-    ]
+    unknown = set(only or ()) - set(FINDERS)
+    if unknown:
+        raise ValueError(f"no such orphan finder: {', '.join(sorted(unknown))}")
+    finders = [(what, finder) for what, finder in FINDERS.items() if only is None or what in only]
     result = Search(ctx.cluster, ctx.region, account, [])
     with ThreadPoolExecutor(max_workers=len(finders) + 1, thread_name_prefix="orphans") as pool:
         stacks_future: Future[_Stacks] = pool.submit(_find_stacks, ctx, clients, account)
@@ -1596,3 +1592,16 @@ def _s(n: int) -> str:
 
 def _by_type(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+#: Every finder ``search`` runs, by name, in search order (``search(only=...)`` picks some).
+FINDERS: dict[str, Callable[[_Scan], _Found]] = {
+    "elbv2 load balancers": _find_load_balancers, "elbv2 target groups": _find_target_groups,
+    "classic load balancers": _find_classic_elbs, "ec2 network interfaces": _find_network_interfaces,
+    "ec2 NAT gateways": _find_nat_gateways, "ec2 Elastic IPs": _find_addresses,
+    "ec2 security groups": _find_security_groups, "ec2 volumes": _find_volumes,
+    "iam instance profiles": _find_instance_profiles, "iam roles and OIDC providers": _find_roles,
+    "iam policies": _find_policies, "logs log groups": _find_log_groups, "s3 buckets": _find_buckets,
+    "eks cluster and node groups": _find_eks, "autoscaling groups": _find_autoscaling_groups,
+    "ec2 instances": _find_instances,
+}

@@ -710,6 +710,11 @@ def _tool_output(error: BaseException, tail: list[str], lines: int = 10) -> list
 # -- what the platform costs now -------------------------------------------------------------------
 
 
+#: What ``running_cost`` reads besides the cluster: the billed pieces a cluster's own reads miss.
+COST_FINDERS = ("elbv2 load balancers", "classic load balancers", "ec2 NAT gateways", "ec2 Elastic IPs",
+                "ec2 volumes")
+
+
 def running_cost(ctx: Context) -> dict[str, Any]:
     """The cost of what exists now, as ``costs.Estimate.as_dict()`` plus ``basis`` and ``notes``.
 
@@ -771,7 +776,7 @@ def _price_what_exists(ctx: Context) -> tuple[costs.Estimate, list[str]]:
             items.append(item("node root volumes (gp3)", desired, price("ebs-gp3", region, gb=size),
                               f"{size:g} GiB each" + ("" if disk else " (size from the config: a launch template "
                                                                         "holds it)")))
-    search = orphans.search(ctx)
+    search = orphans.search(ctx, only=COST_FINDERS)
     notes += [f"could not search {error}: the figure may be too low" for error in search.errors]
     public_lbs = 0
     for o in search.orphans:
