@@ -9,7 +9,7 @@ as the cluster's controllers), with two differences made by the process boundary
 * In-process, the sandbox makes what a tool would have made right after the tool returns (it
   wraps ``Runner._execute``). Here small wrapper scripts first on PATH run the fake tool and,
   when it succeeded, hand its argv to the test (an HTTP relay) and wait until the sandbox made
-  its side effects (``Sandbox._after_tool``) before the tool "returns" to kservectl.
+  its side effects (``Sandbox.after_tool``) before the tool "returns" to kservectl.
 
 What the process cannot share with the test stays out: the stand-in model server behind the NLB
 (an in-process WSGI app), so the ``test`` phase is skipped. ``serve`` runs: the example model is
@@ -59,7 +59,7 @@ sys.exit(code)
 
 
 class Relay:
-    """The test's side of the wrappers: ``Sandbox._after_tool(argv)`` for each successful call."""
+    """The test's side of the wrappers: ``Sandbox.after_tool(argv)`` for each successful call."""
 
     def __init__(self, box: Sandbox) -> None:
         relay = self
@@ -68,7 +68,7 @@ class Relay:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 argv = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 try:
-                    box._after_tool(argv)
+                    box.after_tool(argv)
                     self.send_response(200)
                 except Exception as exc:  # noqa: BLE001 - handed to the test, which fails on it
                     box.errors.append(exc)

@@ -260,7 +260,7 @@ class Sandbox:
                 threading.Timer(0.3, _thread.interrupt_main).start()
             result = real_execute(runner, argv, **kwargs)
             if result.returncode == 0:
-                sandbox._after_tool([str(a) for a in argv])
+                sandbox.after_tool([str(a) for a in argv])
             return result
 
         mp.setattr(Runner, "_execute", execute)
@@ -487,7 +487,9 @@ class Sandbox:
         self.kube_writes += 1
 
     # -- what the tools would have made ----------------------------------------------------------------------
-    def _after_tool(self, argv: list[str]) -> None:
+    def after_tool(self, argv: list[str]) -> None:
+        """What a successful tool call would have made in AWS and the cluster (the fakes only
+        record argv): called in-process after each call, or by a test relaying a subprocess's."""
         tool = Path(argv[0]).name
         args = argv[1:]
         config = Path(args[args.index("-f") + 1]) if "-f" in args else None
