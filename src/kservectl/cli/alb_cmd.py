@@ -14,6 +14,7 @@ from kservectl.cli.common import (
     OutputOpt,
     RegionOpt,
     YesOpt,
+    add_status_command,
     confirm,
     emit,
     make_context,
@@ -64,19 +65,11 @@ def uninstall(
     emit(result, output, table=lambda: _draw(result, "uninstall"))
 
 
-@app.command("status")
-def status(
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Show the controller: Deployment readiness, chart/app version against the pin, IAM policy."""
-    from kservectl.phases import alb as phase
-
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="alb status", quiet=True)
-    data = phase.status(ctx)
-    emit(data, output, table=lambda: _draw_status(data))
+add_status_command(
+    app, "alb", "alb",
+    "Show the controller: Deployment readiness, chart/app version against the pin, IAM policy.",
+    lambda data: _draw_status(data),  # defined below
+)
 
 
 def _draw(result: dict[str, Any], verb: str) -> None:

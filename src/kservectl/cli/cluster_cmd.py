@@ -15,6 +15,7 @@ from kservectl.cli.common import (
     OutputOpt,
     RegionOpt,
     YesOpt,
+    add_status_command,
     confirm,
     emit,
     make_context,
@@ -121,19 +122,11 @@ def create(
     emit(result, output, table=lambda: _draw_actions(result, "create"))
 
 
-@app.command("status")
-def status(
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Show the cluster: EKS state, version, endpoint, node groups, nodes Ready, add-ons."""
-    from kservectl.phases import cluster as phase
-
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="cluster status", quiet=True)
-    data = phase.status(ctx)
-    emit(data, output, table=lambda: _draw_status(data))
+add_status_command(
+    app, "cluster", "cluster",
+    "Show the cluster: EKS state, version, endpoint, node groups, nodes Ready, add-ons.",
+    lambda data: _draw_status(data),  # defined below
+)
 
 
 @app.command("delete")

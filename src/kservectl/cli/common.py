@@ -124,3 +124,28 @@ def confirm(question: str, yes: bool) -> None:
                          hint="re-run with --yes")
     if not typer.confirm(question, default=False, err=True):
         raise Aborted("nothing was changed")
+
+
+def add_status_command(app: typer.Typer, group: str, phase: str, help: str,
+                       draw: Callable[[dict[str, Any]], None]) -> None:
+    """Register ``<group> status``: the phase's read-only ``status(ctx)``, printed as data or drawn.
+
+    Every group's status verb has this shape; ``phase`` names the module under
+    ``kservectl.phases`` (imported when the command runs, so ``--help`` stays fast).
+    """
+
+    def status(
+        cluster: ClusterOpt = None,
+        region: RegionOpt = None,
+        config: ConfigOpt = None,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        import importlib
+
+        module = importlib.import_module(f"kservectl.phases.{phase}")
+        ctx, _ = make_context(cluster=cluster, region=region, config=config, command=f"{group} status", quiet=True)
+        data = module.status(ctx)
+        emit(data, output, table=lambda: draw(data))
+
+    status.__doc__ = help
+    app.command("status")(status)

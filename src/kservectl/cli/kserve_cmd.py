@@ -17,6 +17,7 @@ from kservectl.cli.common import (
     OutputOpt,
     RegionOpt,
     YesOpt,
+    add_status_command,
     confirm,
     emit,
     make_context,
@@ -111,38 +112,30 @@ def uninstall(
         raise typer.Exit(1)
 
 
-@app.command("status")
-def status(
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Show versions against the pins, readiness and the gateway NLB."""
-    from kservectl.phases import kserve as kserve_phase
+add_status_command(
+    app, "kserve", "kserve",
+    "Show versions against the pins, readiness and the gateway NLB.",
+    lambda data: _draw_status(data),  # defined below
+)
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="kserve status", quiet=True)
-    result = kserve_phase.status(ctx)
 
-    def draw() -> None:
-        from kservectl.cli.console import table
+def _draw_status(result: dict[str, Any]) -> None:
+    from kservectl.cli.console import table
 
-        table(f"KServe on {result['cluster']} ({result['mode'] or 'not installed'})",
-              ["component", "pinned", "installed", "as pinned", "ready", "detail"],
-              [(c["component"], c["pinned"], c["installed"] or "-",
-                "-" if c["installed"] is None else ("yes" if c["up_to_date"] else "DRIFT"),
-                "yes" if c["ready"] else "NO", c["detail"]) for c in result["components"]])
-        for line in result.get("drift") or []:
-            typer.echo(f"drift: {line} (re-run `kservectl kserve install` to converge)")
-        gateway = result.get("gateway")
-        if gateway:
-            typer.echo(f"gateway {gateway['service']}: {gateway.get('hostname') or 'no NLB hostname yet'} "
-                       f"({gateway['scheme']}, {'TLS' if gateway['tls'] else 'HTTP'}, "
-                       f"NLB {gateway.get('nlb_state', 'unknown')})")
-            if gateway.get("domains"):
-                typer.echo(f"model domain: {', '.join(gateway['domains'])}")
-
-    emit(result, output, table=draw)
+    table(f"KServe on {result['cluster']} ({result['mode'] or 'not installed'})",
+          ["component", "pinned", "installed", "as pinned", "ready", "detail"],
+          [(c["component"], c["pinned"], c["installed"] or "-",
+            "-" if c["installed"] is None else ("yes" if c["up_to_date"] else "DRIFT"),
+            "yes" if c["ready"] else "NO", c["detail"]) for c in result["components"]])
+    for line in result.get("drift") or []:
+        typer.echo(f"drift: {line} (re-run `kservectl kserve install` to converge)")
+    gateway = result.get("gateway")
+    if gateway:
+        typer.echo(f"gateway {gateway['service']}: {gateway.get('hostname') or 'no NLB hostname yet'} "
+                   f"({gateway['scheme']}, {'TLS' if gateway['tls'] else 'HTTP'}, "
+                   f"NLB {gateway.get('nlb_state', 'unknown')})")
+        if gateway.get("domains"):
+            typer.echo(f"model domain: {', '.join(gateway['domains'])}")
 
 
 def _draw_steps(result: dict[str, Any]) -> None:

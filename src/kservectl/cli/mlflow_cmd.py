@@ -14,6 +14,7 @@ from kservectl.cli.common import (
     OutputOpt,
     RegionOpt,
     YesOpt,
+    add_status_command,
     confirm,
     emit,
     make_context,
@@ -116,55 +117,47 @@ def uninstall(
     emit(result, output, table=draw)
 
 
-@app.command("status")
-def status(
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Show the Deployment, PVC, Service, health and the tracking URI to use (no secrets)."""
-    from kservectl.phases import mlflow
+add_status_command(
+    app, "mlflow", "mlflow",
+    "Show the Deployment, PVC, Service, health and the tracking URI to use (no secrets).",
+    lambda data: _draw_status(data),  # defined below
+)
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="mlflow status", quiet=True)
-    result = mlflow.status(ctx)
 
-    def draw() -> None:
-        from kservectl.cli.console import table
+def _draw_status(result: dict[str, Any]) -> None:
+    from kservectl.cli.console import table
 
-        if not result["installed"]:
-            typer.echo(
-                f"MLflow is not installed in namespace {result['namespace']} (`kservectl mlflow install`)"
-            )
-            return
-        dep, pvc, svc = result["deployment"], result["pvc"], result["service"]
-        rows = [
-            ("deployment", "Available" if dep["available"] else dep["detail"]),
-            (
-                "image",
-                dep["image"] + ("" if dep["image_matches_config"] else f" (config: {dep['pinned_image']})"),
-            ),
-            ("backend store", dep["backend_store"]),
-            ("artifacts", dep["artifacts_destination"] or ""),
-            (
-                "volume",
-                f"{pvc['name']} {pvc['size']} {pvc['storage_class']}: {pvc['phase']}" if pvc else "none",
-            ),
-            (
-                "service",
-                f"{svc['type']}" + (f" {svc['hostname']}" if svc and svc["hostname"] else "")
-                if svc
-                else "missing",
-            ),
-            ("auth", "basic auth (admin)" if result["auth"] else "none (private)"),
-            ("health", ("ok: " if result["health"]["ok"] else "FAILING: ") + result["health"]["detail"]),
-        ]
-        if "public_health" in result:
-            rows.append(("public health", result["public_health"]["detail"]))
-        table(f"MLflow in namespace {result['namespace']}", ["", ""], rows)
-        _draw_access(result)
-
-    emit(result, output, table=draw)
+    if not result["installed"]:
+        typer.echo(
+            f"MLflow is not installed in namespace {result['namespace']} (`kservectl mlflow install`)"
+        )
+        return
+    dep, pvc, svc = result["deployment"], result["pvc"], result["service"]
+    rows = [
+        ("deployment", "Available" if dep["available"] else dep["detail"]),
+        (
+            "image",
+            dep["image"] + ("" if dep["image_matches_config"] else f" (config: {dep['pinned_image']})"),
+        ),
+        ("backend store", dep["backend_store"]),
+        ("artifacts", dep["artifacts_destination"] or ""),
+        (
+            "volume",
+            f"{pvc['name']} {pvc['size']} {pvc['storage_class']}: {pvc['phase']}" if pvc else "none",
+        ),
+        (
+            "service",
+            f"{svc['type']}" + (f" {svc['hostname']}" if svc and svc["hostname"] else "")
+            if svc
+            else "missing",
+        ),
+        ("auth", "basic auth (admin)" if result["auth"] else "none (private)"),
+        ("health", ("ok: " if result["health"]["ok"] else "FAILING: ") + result["health"]["detail"]),
+    ]
+    if "public_health" in result:
+        rows.append(("public health", result["public_health"]["detail"]))
+    table(f"MLflow in namespace {result['namespace']}", ["", ""], rows)
+    _draw_access(result)
 
 
 @app.command("url")

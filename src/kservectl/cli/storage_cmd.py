@@ -14,6 +14,7 @@ from kservectl.cli.common import (
     OutputOpt,
     RegionOpt,
     YesOpt,
+    add_status_command,
     confirm,
     emit,
     make_context,
@@ -101,19 +102,11 @@ def delete(
     emit(result, output, table=lambda: _draw_changes(result, "delete"))
 
 
-@app.command("status")
-def status(
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Show the bucket and each of its settings, the policies, the roles and their trust."""
-    from kservectl.phases import storage
-
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, command="storage status", quiet=True)
-    result = storage.status(ctx)
-    emit(result, output, table=lambda: _draw_status(result))
+add_status_command(
+    app, "storage", "storage",
+    "Show the bucket and each of its settings, the policies, the roles and their trust.",
+    lambda data: _draw_status(data),  # defined below
+)
 
 
 def _draw_changes(result: dict[str, Any], verb: str) -> None:
