@@ -202,3 +202,91 @@ def test_a_bad_flag_exits_2_with_one_line_and_creates_nothing(cli, isolated_env)
     assert "cluster.name='no_underscores' (from --cluster)" in result.stderr
     assert not Path("out").exists()
     assert list(isolated_env.iterdir()) == []
+
+
+# Messages checked whole: the field, the value, what is allowed and the fix, on one line.
+FULL_MESSAGES = [
+    ("nodes:\n  min: -1\n", "nodes.min=-1 (from file {path}) is invalid: must be 0 or more"),
+    ("cluster:\n  availability_zones: [uswest2a, us-west-2b]\n",
+     "cluster.availability_zones='uswest2a' (from file {path}) is invalid: "
+     "must be availability zone names such as us-west-2a"),
+    ("cluster:\n  availability_zones: [us-west-2a, us-west-2b, us-west-2a]\n",
+     "cluster.availability_zones=['us-west-2a', 'us-west-2b', 'us-west-2a'] (from file {path}) is invalid: "
+     "lists us-west-2a twice; name each zone once"),
+    ("exposure:\n  source_ranges: 10.0.0.0/8\n",
+     "exposure.source_ranges='10.0.0.0/8' (from file {path}) is invalid: must be a list of quoted strings"),
+    ("cluster:\n  control_plane_logging: [api, 7]\n",
+     "cluster.control_plane_logging=['api', 7] (from file {path}) is invalid: must be a list of quoted strings"),
+    ("storage:\n  kms_key_id: not-a-key\n",
+     "storage.kms_key_id='not-a-key' (from file {path}) is invalid: "
+     "must be a KMS key id, key ARN, alias/<name> or alias ARN (empty uses SSE-S3)"),
+    ("cluster:\n  region: cn-north-1\n",
+     "cluster.region='cn-north-1' (from file {path}) is invalid: is in the aws-cn partition, and kservectl "
+     "ships the load balancer controller's IAM policy for the aws partition only; use a commercial region "
+     "such as us-east-1, us-west-2, eu-west-1"),
+    ("cluster:\n  region: us-gov-west-1\n",
+     "cluster.region='us-gov-west-1' (from file {path}) is invalid: is in the aws-us-gov partition, and "
+     "kservectl ships the load balancer controller's IAM policy for the aws partition only; use a commercial "
+     "region such as us-east-1, us-west-2, eu-west-1"),
+    ("exposure:\n  dns: domain\n",
+     "exposure.domain='example.com' is invalid: exposure.dns=domain needs a domain you own: set "
+     "exposure.domain (or use exposure.dns=host-header or sslip)"),
+    ("exposure:\n  dns: domain\n  domain: example.com\n",
+     "exposure.domain='example.com' (from file {path}) is invalid: exposure.dns=domain needs a domain you own: "
+     "set exposure.domain (or use exposure.dns=host-header or sslip)"),
+    ("versions:\n  ebs_csi_driver: \"1.64\"\n",
+     "versions.ebs_csi_driver='1.64' (from file {path}) is invalid: must be a quoted EKS add-on version "
+     "such as \"v1.2.3\" or \"v1.2.3-eksbuild.1\""),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FULL_MESSAGES, ids=[m[1].split(" is invalid")[0].split(" (")[0]
+                                                                   + f"-{i}" for i, m in enumerate(FULL_MESSAGES)])
+def test_each_validation_message_is_one_exact_line_with_exit_code_2(tmp_path, text, expected):
+    cfg = write(tmp_path / "kservectl.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        config.load(config_path=cfg, env={})
+    assert info.value.one_line() == expected.format(path=cfg)
+    assert info.value.exit_code == 2
+
+
+def test_a_region_outside_the_aws_partition_exits_2_naming_region_and_creates_nothing(cli, isolated_env):
+    result = cli("plan", "--cluster", "ml", "--region", "cn-northwest-1", "--out", "out")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("Error: cluster.region='cn-northwest-1' (from --region) is invalid: "
+                                    "is in the aws-cn partition")
+    assert "use a commercial region such as us-east-1" in result.stderr
+    assert not Path("out").exists()
+
+
+def test_a_domain_of_ones_own_or_another_dns_mode_is_accepted():
+    own = config.load(env={}, cwd=Path("/nonexistent"),
+                      flags={"exposure.dns": "domain", "exposure.domain": "models.mycorp.com"}).config
+    assert (own.exposure.dns, own.exposure.domain) == ("domain", "models.mycorp.com")
+    default = config.load(env={}, cwd=Path("/nonexistent")).config
+    assert (default.exposure.dns, default.exposure.domain) == ("host-header", "example.com")
+
+
+def test_an_ebs_csi_add_on_version_may_be_a_driver_version_or_an_exact_eks_build():
+    for version in ("v1.64.0", "v1.63.1-eksbuild.2"):
+        loaded = config.load(env={}, cwd=Path("/nonexistent"), flags={"versions.ebs_csi_driver": version})
+        assert loaded.config.versions.ebs_csi_driver == version
+
+
+# -- `kservectl version` takes --cluster/-c and --region/-r like every command ---------------------
+def test_version_takes_cluster_and_region_and_shows_the_effective_ones(cli, monkeypatch):
+    from kservectl import __version__
+
+    monkeypatch.setenv("KSERVECTL_REGION", "eu-west-1")
+    result = cli("version", "-c", "ml-prod")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "cluster ml-prod in eu-west-1"
+    result = cli("version", "--cluster", "ml", "--region", "us-east-2", "-o", "json")
+    assert json.loads(result.stdout)["kservectl"] == __version__
+
+
+def test_version_refuses_a_bad_region_like_every_command(cli):
+    result = cli("version", "-r", "us-moon-1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: cluster.region='us-moon-1' (from --region) is invalid")

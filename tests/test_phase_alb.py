@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from kservectl import paths
-from kservectl.errors import KservectlError, WaitTimeout
+from kservectl.errors import KservectlError, ToolMissingError, WaitTimeout
 from kservectl.matrix import pinned
 from kservectl.phases import alb, cluster
 from kservectl.phases.base import LiveValues
 from kservectl.settings import WaitDeadlines
 from support.golden import assert_golden
-from test_phase_cluster import NAME, REGION, SETTINGS, deployment, eks_cluster, make_ctx, mutations
+from test_phase_cluster import NAME, REGION, SETTINGS, deployment, eks_cluster, make_ctx, mutations, tool_calls
 
 ACCOUNT = "123456789012"
 POLICY = f"kservectl-{NAME}-AWSLoadBalancerControllerIAMPolicy"
@@ -159,7 +159,8 @@ def test_the_plan_ships_the_policy_unchanged_and_the_helm_values(tmp_path, schem
     assert commands[0] == ["eksctl", "create", "iamserviceaccount", "--cluster", "ml", "--region", REGION,
                            "--namespace", "kube-system", "--name", "aws-load-balancer-controller",
                            "--attach-policy-arn", f"arn:aws:iam::<account-id>:policy/{POLICY}",
-                           "--override-existing-serviceaccounts", "--approve"]
+                           "--tags", "kservectl.io/cluster=ml", "--override-existing-serviceaccounts",
+                           "--approve"]
     assert commands[3][:11] == ["helm", "upgrade", "--install", "aws-load-balancer-controller",
                                 "eks/aws-load-balancer-controller", "--version", pinned(
                                     "aws_load_balancer_controller_chart"), "--namespace", "kube-system",
@@ -170,6 +171,7 @@ def test_the_plan_ships_the_policy_unchanged_and_the_helm_values(tmp_path, schem
 def test_the_values_name_the_cluster_region_vpc_and_the_irsa_account():
     values = yaml.safe_load(alb.render_values(make_ctx(), "vpc-0abc"))
     assert values == {"clusterName": "ml", "region": REGION, "vpcId": "vpc-0abc",
+                      "image": {"tag": pinned("aws_load_balancer_controller")},
                       "serviceAccount": {"create": False, "name": "aws-load-balancer-controller"},
                       "defaultTags": {"kservectl.io/cluster": "ml"}}
 
@@ -178,18 +180,64 @@ def test_the_shipped_policy_is_read_from_the_package():
     assert alb.policy_text() == SHIPPED.read_text()
 
 
+
+def test_a_configured_controller_version_wins_over_the_pin_in_values_plan_and_status(tmp_path, mock_aws):
+    ctx = make_ctx({"versions.aws_load_balancer_controller": "v3.5.1"})
+    assert yaml.safe_load(alb.render_values(ctx, "vpc-0abc"))["image"] == {"tag": "v3.5.1"}
+    plan = alb.plan(ctx, LiveValues(), tmp_path)
+    assert plan.summary.startswith("AWS Load Balancer Controller v3.5.1 (chart 3.5.0)")
+    assert yaml.safe_load(plan.files["alb-values.yaml"])["image"]["tag"] == "v3.5.1"
+    assert alb.version_note(ctx) == ("versions.aws_load_balancer_controller=v3.5.1 differs from the pin v3.5.0: "
+                                     "the chart stays 3.5.0 and the IAM policy is the iam_policy.json shipped "
+                                     "for v3.5.0")
+    assert alb.version_note(make_ctx()) is None
+    unprefixed = make_ctx({"versions.aws_load_balancer_controller": "3.6.0"})
+    assert yaml.safe_load(alb.render_values(unprefixed, "vpc-0abc"))["image"] == {"tag": "v3.6.0"}
+
+
+def test_the_plan_shows_the_helm_3_flags_when_the_local_helm_is_helm_3(tmp_path, fake_tools):
+    fake_tools.script([{"tool": "helm", "argv_prefix": ["version"], "stdout": "v3.17.3+ge4da497\n"}])
+    plan = alb.plan(make_ctx(), LiveValues(), tmp_path)
+    install = next(list(s.command) for s in plan.steps if s.command[:2] == ("helm", "upgrade"))
+    assert install[-4:] == ["--timeout", "0m5s", "--wait", "--atomic"]
+
+
+def test_the_values_use_only_keys_the_pinned_chart_accepts():
+    from kservectl.phases import kserve
+
+    ctx = make_ctx({"versions.aws_load_balancer_controller": "v3.5.1"})
+    chart = alb.release(ctx, "vpc-0abc").chart_name
+    assert kserve.value_key_problems(chart, yaml.safe_load(alb.render_values(ctx, "vpc-0abc"))) == []
+    assert kserve.value_key_problems(chart, {"vpcID": "vpc-0abc", "serviceAccount": {"create": "no"}}) == [
+        "vpcID: not a value of chart aws-load-balancer-controller 3.5.0",
+        "serviceAccount.create: the chart expects a bool, got 'no'"]
+
+
+def test_the_key_list_is_for_the_pinned_chart_and_says_where_its_keys_came_from():
+    from kservectl.phases import kserve
+
+    keys = kserve.chart_keys("aws-load-balancer-controller")
+    assert keys["chart"] == alb.release(make_ctx(), "vpc-0abc").chart_name
+    assert keys["version"] == pinned("aws_load_balancer_controller_chart"), (
+        "a pin moved: re-check this chart's value keys")
+    assert keys["source"] and keys["keys"]
+    # the keys came from an older chart, and the source says which (by its image tag, v2.6.1)
+    assert keys["keys_from"] == "v2.6.1" != keys["version"]
+    assert "(image.tag v2.6.1;" in " ".join(keys["source"].split())
+
+
 # == install ====================================================================================
 def test_install_creates_policy_service_account_and_release_then_waits(live, kube, fake_tools):
     controller_in_cluster(kube)
     ctx = alb_ctx(kube)
     result = alb.install(ctx)
     assert result["vpc_id"] == live
-    assert fake_tools.calls("eksctl") == [[
+    assert tool_calls(fake_tools, "eksctl") == [[
         "create", "iamserviceaccount", "--cluster", "ml", "--region", REGION, "--namespace", "kube-system",
         "--name", "aws-load-balancer-controller", "--attach-policy-arn", POLICY_ARN,
-        "--override-existing-serviceaccounts", "--approve"]]
+        "--tags", "kservectl.io/cluster=ml", "--override-existing-serviceaccounts", "--approve"]]
     values_file = cluster.rendered_root(ctx) / "alb" / "alb-values.yaml"
-    writes = [a for a in fake_tools.calls("helm") if a[0] in ("repo", "upgrade")]
+    writes = [a for a in tool_calls(fake_tools, "helm") if a[0] in ("repo", "upgrade")]
     assert writes == [
         ["repo", "add", "eks", "https://aws.github.io/eks-charts", "--force-update"],
         ["repo", "update", "eks"],
@@ -210,7 +258,7 @@ def test_helm_3_is_given_wait_and_atomic(live, kube, fake_tools):
     fake_tools.script([{"tool": "helm", "argv_prefix": ["version"], "stdout": "v3.17.3+ge4da497\n"}])
     controller_in_cluster(kube)
     alb.install(alb_ctx(kube))
-    install = next(a for a in fake_tools.calls("helm") if a[0] == "upgrade")
+    install = next(a for a in tool_calls(fake_tools, "helm") if a[0] == "upgrade")
     assert install[-4:] == ["--timeout", "0m5s", "--wait", "--atomic"]
 
 
@@ -218,13 +266,13 @@ def test_a_second_install_changes_nothing(live, kube, fake_tools):
     controller_in_cluster(kube)
     alb.install(alb_ctx(kube))
     irsa_in_aws_and_cluster_after_eksctl(kube)
-    calls = len(fake_tools.calls())
+    calls = len(tool_calls(fake_tools))
     before = kube.emulator.resource_version
     ctx = alb_ctx(kube)
     seen = mutations(ctx)
     result = alb.install(ctx)
     assert seen == []
-    new = fake_tools.calls()[calls:]
+    new = tool_calls(fake_tools)[calls:]
     assert [a[:2] for a in new] == [["list", "--namespace"], ["get", "values"]]
     assert kube.emulator.resource_version == before
     assert result["release"]["result"] == "unchanged"
@@ -254,7 +302,7 @@ def test_a_deleted_service_account_is_written_back_from_its_stack_role(live, kub
     ctx = alb_ctx(kube)
     result = alb.install(ctx)
     assert "ServiceAccount kube-system/aws-load-balancer-controller restored" in result["actions"]
-    assert not any(a[1] == "iamserviceaccount" for a in fake_tools.calls("eksctl"))
+    assert not any(a[1] == "iamserviceaccount" for a in tool_calls(fake_tools, "eksctl"))
     sa = kube.get("v1", "ServiceAccount", alb.SERVICE_ACCOUNT, "kube-system")
     assert sa["metadata"]["annotations"][alb.ROLE_ANNOTATION] == ROLE_ARN
 
@@ -264,6 +312,35 @@ def test_install_into_a_missing_cluster_says_what_to_run(mock_aws):
         alb.install(make_ctx())
     assert info.value.one_line() == \
         "cluster ml does not exist in us-west-2 (create it first: kservectl cluster create)"
+
+
+
+@pytest.mark.parametrize("tool, old, hint", [
+    ("helm", "v3.9.4+g1234\n", "helm 3.9.4 is too old (need >= 3.14.0) "
+     "(install helm >= 3.14 (helm 4 supported): https://helm.sh/docs/intro/install/)"),
+    ("eksctl", "0.100.0\n", "eksctl 0.100.0 is too old (need >= 0.215.0) "
+     "(install eksctl >= 0.215.0: https://eksctl.io/installation/)"),
+])
+def test_install_with_a_too_old_tool_stops_before_the_policy_is_created(live, kube, fake_tools, tool, old, hint):
+    fake_tools.script([{"tool": tool, "argv_prefix": ["version"], "stdout": old}])
+    ctx = alb_ctx(kube)
+    seen = mutations(ctx)
+    with pytest.raises(ToolMissingError) as info:
+        alb.install(ctx)
+    assert info.value.one_line() == hint and info.value.exit_code == 2
+    assert seen == [] and tool_calls(fake_tools) == [] and fake_tools.releases() == []
+    assert iam().list_policies(Scope="Local")["Policies"] == []
+
+
+def test_cli_install_with_a_too_old_helm_exits_2_with_the_install_hint(cli, live, kube, fake_tools):
+    _cli_kubeconfig(kube)
+    fake_tools.script([{"tool": "helm", "argv_prefix": ["version"], "stdout": "v3.9.4+g1234\n"}])
+    result = cli("alb", "install", "-c", "ml")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: helm 3.9.4 is too old (need >= 3.14.0) "
+        "(install helm >= 3.14 (helm 4 supported): https://helm.sh/docs/intro/install/)")
+    assert iam().list_policies(Scope="Local")["Policies"] == []
 
 
 def test_the_wait_ends_when_the_webhook_gets_endpoints(kube):
@@ -339,7 +416,7 @@ def test_uninstall_refuses_while_load_balancer_services_or_ingresses_exist(live,
         "the AWS Load Balancer Controller still manages load balancers of Ingress default/mlflow, "
         "Service kourier-system/kourier (LoadBalancer); removing it now would strand them "
         "(delete those first, then run this again)")
-    assert seen == [] and fake_tools.calls() == []
+    assert seen == [] and tool_calls(fake_tools) == []
 
 
 def test_uninstall_removes_release_service_account_and_our_policy_only(live, kube, fake_tools):
@@ -399,7 +476,8 @@ def test_status_reports_readiness_versions_against_the_pin_and_the_policy(live, 
     alb.install(alb_ctx(kube))
     irsa_in_aws_and_cluster_after_eksctl(kube)
     data = alb.status(alb_ctx(kube))
-    assert data["deployment"] == {"exists": True, "available": True, "detail": "Available", "ready": "1/1"}
+    assert data["deployment"] == {"exists": True, "available": True, "detail": "Available", "ready": "1/1",
+                                  "image": "example/x:1", "image_matches_config": False}
     assert data["webhook_ready"] is True and data["role_arn"] == ROLE_ARN
     assert data["release"] == {"status": "deployed", "chart_version": "3.5.0", "app_version": "3.5.0",
                                "matches_pin": True}

@@ -15,7 +15,7 @@ from kservectl import config, paths
 from kservectl.aws import is_mutating
 from kservectl.clock import FakeClock, SystemClock
 from kservectl.context import Context
-from kservectl.errors import KservectlError, WaitTimeout
+from kservectl.errors import KservectlError, ToolMissingError, WaitTimeout
 from kservectl.events import RecordingReporter
 from kservectl.matrix import pinned
 from kservectl.phases import autoscaler, cluster
@@ -129,13 +129,18 @@ def eks_kube(kube, fake_tools, monkeypatch):
     return kube
 
 
+def tool_calls(fake_tools, tool: str | None = None) -> list[list[str]]:
+    """The recorded argvs without the read-only version checks every verb makes first."""
+    return [argv for argv in fake_tools.calls(tool) if argv[:1] != ["version"]]
+
+
 def eksctl_verbs(fake_tools) -> list[list[str]]:
-    return [argv[:2] for argv in fake_tools.calls("eksctl")]
+    return [argv[:2] for argv in tool_calls(fake_tools, "eksctl")]
 
 
 def helm_writes(fake_tools) -> list[list[str]]:
     writes = ("upgrade", "install", "uninstall", "repo")
-    return [argv for argv in fake_tools.calls("helm") if argv[0] in writes]
+    return [argv for argv in tool_calls(fake_tools, "helm") if argv[0] in writes]
 
 
 # == rendering ==================================================================================
@@ -168,6 +173,7 @@ def test_the_cluster_config_names_the_irsa_account_the_autoscaler_chart_expects(
     assert account["metadata"]["name"] == autoscaler.SERVICE_ACCOUNT
     assert account["metadata"]["namespace"] == autoscaler.NAMESPACE
     assert account["wellKnownPolicies"] == {"autoScaler": True}
+    assert account["tags"] == {"kservectl.io/cluster": "ml"}  # on its IAM role
     schema_validator.assert_valid(doc)
 
 
@@ -212,6 +218,54 @@ def test_the_autoscaler_chart_pin_is_the_newest_chart_for_kubernetes_1_34():
 
     assert pinned("cluster_autoscaler_chart") == "9.53.0"
     assert "1.34" in PINS["cluster_autoscaler_chart"].source and pinned("kubernetes") == "1.34"
+
+
+
+def test_the_ebs_csi_add_on_version_follows_the_config_over_the_pin(schema_validator):
+    def addon(ctx):
+        doc = yaml.safe_load(cluster.render_cluster_config(ctx))
+        schema_validator.assert_valid(doc)
+        return next(a for a in doc["addons"] if a["name"] == "aws-ebs-csi-driver")
+
+    assert addon(make_ctx())["version"] == pinned("ebs_csi_driver") == "v1.64.0"
+    assert addon(make_ctx({"versions.ebs_csi_driver": "v1.63.1-eksbuild.2"}))["version"] == "v1.63.1-eksbuild.2"
+    assert addon(make_ctx({"versions.ebs_csi_driver": "v1.62.0"}))["version"] == "v1.62.0"
+
+
+def test_the_plan_shows_the_helm_3_flags_when_the_local_helm_is_helm_3(tmp_path, fake_tools):
+    fake_tools.script([{"tool": "helm", "argv_prefix": ["version"], "stdout": "v3.17.3+ge4da497\n"}])
+    plan = cluster.plan(make_ctx(), LiveValues(), tmp_path)
+    install = next(list(s.command) for s in plan.steps if s.command[:2] == ("helm", "upgrade"))
+    assert install[-4:] == ["--timeout", "0m5s", "--wait", "--atomic"]
+
+
+def test_without_a_local_helm_the_plan_shows_the_helm_4_flags(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no helm at all
+    plan = cluster.plan(make_ctx(), LiveValues(), tmp_path)
+    install = next(list(s.command) for s in plan.steps if s.command[:2] == ("helm", "upgrade"))
+    assert install[-3:] == ["0m5s", "--wait=watcher", "--rollback-on-failure"]
+
+
+# == chart value keys ===========================================================================
+def test_the_autoscaler_values_use_only_keys_the_pinned_chart_accepts():
+    from kservectl.phases import kserve
+
+    values = yaml.safe_load(autoscaler.render_values(make_ctx()))
+    assert kserve.value_key_problems(autoscaler.release(make_ctx()).chart_name, values) == []
+    assert kserve.unknown_value_keys("cluster-autoscaler", {"autoDiscovery": {"clustername": "ml"}}) == [
+        "autoDiscovery.clustername"]
+
+
+def test_the_autoscaler_key_list_is_for_the_pinned_chart_and_says_where_its_keys_came_from():
+    from kservectl.phases import kserve
+
+    keys = kserve.chart_keys("cluster-autoscaler")
+    assert keys["chart"] == "cluster-autoscaler"
+    assert keys["version"] == pinned("cluster_autoscaler_chart"), "a pin moved: re-check this chart's value keys"
+    assert keys["source"] and keys["keys"]
+    # the keys came from an older chart, and the source says which (by its image tag, v1.31.0)
+    assert keys["keys_from"] == "v1.31.0" != keys["version"]
+    assert "image.tag v1.31.0 (a 9.x chart older than 9.53.0" in " ".join(keys["source"].split())
 
 
 # == state detection ============================================================================
@@ -301,7 +355,7 @@ def test_a_failed_create_is_explained_and_nothing_is_touched_without_yes(mock_aw
     assert "eksctl cannot resume it (a re-run fails with AlreadyExists)" in line
     assert "kservectl will delete the stacks eksctl-ml-cluster, then create the cluster again" in line
     assert line.endswith("(run again with --yes to do that)")
-    assert seen == [] and fake_tools.calls("eksctl") == []
+    assert seen == [] and tool_calls(fake_tools, "eksctl") == []
     assert live_stacks() == {"eksctl-ml-cluster": "ROLLBACK_COMPLETE"}
 
 
@@ -321,7 +375,7 @@ def test_with_yes_a_failed_create_is_cleared_stack_by_stack_then_created(mock_aw
     assert live_stacks() == {"eksctl-ml-serving-cluster": "ROLLBACK_COMPLETE"}
     kubeconfig = str(paths.kubeconfig_path(NAME))
     config_file = str(cluster.rendered_root(ctx) / "cluster" / "cluster.yaml")
-    assert fake_tools.calls("eksctl") == [
+    assert tool_calls(fake_tools, "eksctl") == [
         ["create", "cluster", "-f", config_file, "--kubeconfig", kubeconfig]]
     assert result["created"] is True
 
@@ -373,7 +427,7 @@ def test_a_stack_deletion_that_never_finishes_times_out_naming_the_stack(mock_aw
                                      "eksctl-ml-cluster is DELETE_IN_PROGRESS")
 
 
-def test_a_failed_stack_without_the_cluster_tag_is_never_deleted(mock_aws):
+def test_a_failed_stack_without_the_cluster_tag_is_never_deleted(mock_aws, fake_tools):
     cfn_stack("eksctl-ml-cluster", "ROLLBACK_COMPLETE", owner=None)
     ctx = make_ctx()
     seen = mutations(ctx)
@@ -395,7 +449,7 @@ def test_create_runs_eksctl_waits_for_nodes_sets_gp3_default_and_installs_the_au
 
     config_file = cluster.rendered_root(ctx) / "cluster" / "cluster.yaml"
     kubeconfig = paths.kubeconfig_path(NAME)
-    assert fake_tools.calls("eksctl") == [["create", "cluster", "-f", str(config_file),
+    assert tool_calls(fake_tools, "eksctl") == [["create", "cluster", "-f", str(config_file),
                                            "--kubeconfig", str(kubeconfig)]]
     assert yaml.safe_load(config_file.read_text())["metadata"]["name"] == NAME
     assert kubeconfig.is_file()  # written by eksctl, pointing at the (emulated) cluster
@@ -445,7 +499,7 @@ def test_helm_3_gets_its_own_wait_and_atomic_flags(mock_aws, eks_kube, fake_tool
         eks_kube.create(node(name))
     autoscaler_in_cluster(eks_kube)
     cluster.create(make_ctx())
-    install = next(argv for argv in fake_tools.calls("helm") if argv[0] == "upgrade")
+    install = next(argv for argv in tool_calls(fake_tools, "helm") if argv[0] == "upgrade")
     assert install[-4:] == ["--timeout", "0m5s", "--wait", "--atomic"]
     assert "--rollback-on-failure" not in install and "--wait=watcher" not in install
 
@@ -468,7 +522,7 @@ def test_an_active_cluster_without_the_autoscaler_account_gets_it_from_the_clust
     ctx = make_ctx()
     ctx.kubeconfig = eks_kube.kubeconfig
     cluster.create(ctx)
-    assert fake_tools.calls("eksctl") == [
+    assert tool_calls(fake_tools, "eksctl") == [
         ["create", "iamserviceaccount", "-f", str(cluster.config_path(ctx)), "--include",
          "kube-system/cluster-autoscaler", "--override-existing-serviceaccounts", "--approve"]]
 
@@ -596,7 +650,58 @@ def test_delete_refuses_while_a_load_balancer_service_or_a_pvc_remains(mock_aws,
         "cluster ml still holds AWS resources that deleting it would strand: PVC mlflow/mlflow-data, "
         "Service kourier-system/kourier (LoadBalancer) (delete them first (`kservectl cleanup` does it in "
         "order), then run this again)")
-    assert asked == [] and fake_tools.calls("eksctl") == []
+    assert asked == [] and tool_calls(fake_tools, "eksctl") == []
+
+
+
+# == tools checked before anything changes ======================================================
+OLD_EKSCTL = {"tool": "eksctl", "argv_prefix": ["version"], "stdout": "0.100.0\n"}
+OLD_HELM = {"tool": "helm", "argv_prefix": ["version"], "stdout": "v3.9.4+g1234\n"}
+EKSCTL_HINT = "eksctl 0.100.0 is too old (need >= 0.215.0) (install eksctl >= 0.215.0: https://eksctl.io/installation/)"
+HELM_HINT = ("helm 3.9.4 is too old (need >= 3.14.0) "
+             "(install helm >= 3.14 (helm 4 supported): https://helm.sh/docs/intro/install/)")
+
+
+def test_create_with_a_too_old_eksctl_stops_before_deleting_failed_stacks_or_creating(mock_aws, fake_tools):
+    cfn_stack("eksctl-ml-cluster", "ROLLBACK_COMPLETE")
+    fake_tools.script([OLD_EKSCTL])
+    ctx = make_ctx()
+    seen = mutations(ctx)
+    with pytest.raises(ToolMissingError) as info:
+        cluster.create(ctx, yes=True)
+    assert info.value.one_line() == EKSCTL_HINT and info.value.exit_code == 2
+    assert seen == [] and live_stacks() == {"eksctl-ml-cluster": "ROLLBACK_COMPLETE"}
+    assert tool_calls(fake_tools) == []
+
+
+def test_create_with_a_too_old_helm_for_the_autoscaler_stops_before_eksctl_runs(mock_aws, fake_tools):
+    fake_tools.script([OLD_HELM])
+    with pytest.raises(ToolMissingError) as info:
+        cluster.create(make_ctx())
+    assert info.value.one_line() == HELM_HINT
+    assert tool_calls(fake_tools) == [] and fake_tools.clusters() == []
+
+
+def test_delete_with_a_too_old_eksctl_deletes_nothing(mock_aws, eks_kube, fake_tools):
+    eks_cluster()
+    fake_tools.add_cluster(NAME, REGION)
+    fake_tools.script([OLD_EKSCTL])
+    asked: list[str] = []
+    with pytest.raises(ToolMissingError) as info:
+        cluster.delete(make_ctx(kubeconfig=eks_kube.kubeconfig), confirm=asked.append)
+    assert info.value.one_line() == EKSCTL_HINT
+    assert asked == [] and tool_calls(fake_tools) == []
+    assert [c["name"] for c in fake_tools.clusters()] == [NAME]
+
+
+@pytest.mark.parametrize("verb", ["create", "delete"])
+def test_cli_cluster_verbs_with_a_too_old_eksctl_exit_2_with_the_install_hint(cli, mock_aws, fake_tools, verb):
+    eks_cluster()
+    fake_tools.script([OLD_EKSCTL])
+    result = cli("cluster", verb, "-c", "ml", "--yes")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == f"Error: {EKSCTL_HINT}"
+    assert tool_calls(fake_tools) == []
 
 
 def test_delete_asks_then_runs_eksctl_delete_cluster_wait(mock_aws, eks_kube, fake_tools):
@@ -606,7 +711,7 @@ def test_delete_asks_then_runs_eksctl_delete_cluster_wait(mock_aws, eks_kube, fa
     asked: list[str] = []
     result = cluster.delete(ctx, confirm=asked.append)
     assert asked == ["Delete EKS cluster ml in us-west-2 and everything eksctl created for it?"]
-    assert fake_tools.calls("eksctl") == [
+    assert tool_calls(fake_tools, "eksctl") == [
         ["delete", "cluster", "-f", str(cluster.config_path(ctx)), "--wait"]]
     assert result["deleted"] is True and fake_tools.clusters() == []
     assert "CloudWatch log group /aws/eks/ml/cluster" in result["left_behind"][0]
@@ -623,12 +728,12 @@ def test_a_declined_confirmation_deletes_nothing(mock_aws, eks_kube, fake_tools)
 
     with pytest.raises(Aborted):
         cluster.delete(make_ctx(kubeconfig=eks_kube.kubeconfig), confirm=decline)
-    assert fake_tools.calls("eksctl") == [] and [c["name"] for c in fake_tools.clusters()] == [NAME]
+    assert tool_calls(fake_tools, "eksctl") == [] and [c["name"] for c in fake_tools.clusters()] == [NAME]
 
 
 def test_deleting_a_cluster_that_does_not_exist_is_a_no_op(mock_aws, fake_tools):
     result = cluster.delete(make_ctx(), confirm=lambda q: pytest.fail("must not ask"))
-    assert result["deleted"] is False and fake_tools.calls() == []
+    assert result["deleted"] is False and tool_calls(fake_tools) == []
 
 
 # == CLI ========================================================================================
@@ -694,7 +799,7 @@ def test_cli_create_without_yes_explains_a_failed_create_and_exits_1(cli, mock_a
     assert result.exit_code == 1
     assert ("\nError: a previous create of cluster ml failed (eksctl-ml-cluster is ROLLBACK_COMPLETE"
             in result.stderr)
-    assert "run again with --yes" in result.stderr and fake_tools.calls("eksctl") == []
+    assert "run again with --yes" in result.stderr and tool_calls(fake_tools, "eksctl") == []
 
 
 def test_cli_status_prints_json(cli, mock_aws):
@@ -722,7 +827,7 @@ def test_cli_delete_needs_yes_without_a_terminal(cli, mock_aws, eks_kube, fake_t
     result = cli("cluster", "delete", "-c", "ml")
     assert result.exit_code == 2, result.stderr
     assert "needs confirmation" in result.stderr and "re-run with --yes" in result.stderr
-    assert fake_tools.calls("eksctl") == []
+    assert tool_calls(fake_tools, "eksctl") == []
 
 
 def test_cli_delete_with_yes_deletes_and_removes_the_stale_kubeconfig(cli, mock_aws, eks_kube, fake_tools):
@@ -734,7 +839,7 @@ def test_cli_delete_with_yes_deletes_and_removes_the_stale_kubeconfig(cli, mock_
     result = cli("cluster", "delete", "-c", "ml", "--yes", "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["deleted"] is True
-    assert [argv[:2] for argv in fake_tools.calls("eksctl")] == [["delete", "cluster"]]
+    assert [argv[:2] for argv in tool_calls(fake_tools, "eksctl")] == [["delete", "cluster"]]
     assert not kubeconfig.exists()
 
 
@@ -747,7 +852,7 @@ def test_cli_delete_dry_run_records_the_command_and_deletes_nothing(cli, mock_aw
     assert result.exit_code == 0, result.stderr
     assert "would run: eksctl delete cluster -f " in result.stdout
     assert result.stdout.rstrip().endswith("--wait")
-    assert fake_tools.calls() == [] and kubeconfig.exists()
+    assert tool_calls(fake_tools) == [] and kubeconfig.exists()
 
 
 # == the real helm ==============================================================================

@@ -240,3 +240,57 @@ time.sleep(60)
         time.sleep(0.05)
     assert not _alive(child)
     assert "# interrupted: stopping eksctl" in (tmp_path / "run.log").read_text()
+
+
+def test_a_child_that_keeps_the_output_open_delays_the_result_only_by_the_drain_setting(bindir, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    make_tool(bindir, "helm", f"""
+child = subprocess.Popen(["sleep", "4"])  # inherits stdout and stderr, outlives helm
+open({str(pidfile)!r}, "w").write(str(child.pid))
+print("deployed", flush=True)
+""")
+    settings = Settings(tools=ToolTimeouts(kill_grace=1.0, output_drain=0.2))
+    r, _, _ = runner_for(bindir, tmp_path, settings=settings)
+    started = time.monotonic()
+    try:
+        result = r.run(["helm", "upgrade", "--install", "x", "chart"], timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        _kill(int(pidfile.read_text()))
+    assert result.returncode == 0 and result.stdout == "deployed"
+    assert elapsed < 2.5, f"waited {elapsed:.1f}s for the output of a finished tool"
+
+
+def test_a_stopped_tool_gets_the_configured_grace_then_sigkill_and_the_configured_wait(monkeypatch):
+    import signal
+    import subprocess
+
+    from kservectl import runner as runner_module
+
+    class Stubborn:
+        """A process that never ends by itself (as one stuck in the kernel)."""
+
+        pid = 4242
+
+        def __init__(self) -> None:
+            self.waits: list[float] = []
+
+        def wait(self, timeout: float) -> int:
+            self.waits.append(timeout)
+            raise subprocess.TimeoutExpired("helm", timeout)
+
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(runner_module.os, "killpg", lambda pid, sig: sent.append((pid, sig)))
+    proc = Stubborn()
+    Runner(settings=Settings(tools=ToolTimeouts(kill_grace=1.5, kill_wait=0.25)))._stop(proc)  # type: ignore[arg-type]
+    assert sent == [(4242, signal.SIGTERM), (4242, signal.SIGKILL)]
+    assert proc.waits == [1.5, 0.25]
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

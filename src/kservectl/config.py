@@ -140,7 +140,7 @@ class VersionsSection:
         check=validation.semver,
     )
     ebs_csi_driver: str = _f(PINS["ebs_csi_driver"].version, PINS["ebs_csi_driver"].source,
-                             check=validation.semver)
+                             check=validation.eks_addon_version)
     mlserver_image: str = _f(PINS["mlserver_image"].version, PINS["mlserver_image"].source,
                              check=validation.image)
     mlflow_image: str = _f(PINS["mlflow_image"].version, PINS["mlflow_image"].source, check=validation.image)
@@ -311,6 +311,11 @@ def validate(config: Config, provenance: Provenance | None = None) -> None:
         if not zone.startswith(config.cluster.region):
             raise ConfigError("cluster.availability_zones", zone,
                               f"every zone must be in region {config.cluster.region} (e.g. {config.cluster.region}a)")
+    e = config.exposure
+    if e.dns == "domain" and e.domain == FIELDS["exposure.domain"].default:
+        raise ConfigError("exposure.domain", e.domain,
+                          "exposure.dns=domain needs a domain you own: set exposure.domain "
+                          "(or use exposure.dns=host-header or sslip)", source=_source_hint(prov, "exposure.domain"))
     if config.mlflow.public and config.exposure.source_ranges == []:
         raise ConfigError("exposure.source_ranges", [], "a public MLflow needs at least one source CIDR")
 

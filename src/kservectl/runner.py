@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kservectl.clock import Clock, SystemClock
-from kservectl.errors import ToolError, ToolMissingError, ToolTimeout
+from kservectl.errors import KservectlError, ToolError, ToolMissingError, ToolTimeout
 from kservectl.redact import Redactor
 from kservectl.settings import DEFAULT_SETTINGS, Settings
 
@@ -261,8 +261,8 @@ class Runner:
             self._log("# interrupted: stopping " + tool)
             self._stop(proc)
             raise
-        for reader in readers:
-            reader.join(timeout=5)
+        for reader in readers:  # a child that outlives the tool may hold its pipes open
+            reader.join(timeout=self.settings.tools.output_drain)
         duration = time.monotonic() - started
         stdout = "\n".join(out_lines)
         stderr = "\n".join(err_all)
@@ -281,7 +281,8 @@ class Runner:
         return RunResult(argv, proc.returncode, stdout, stderr, duration)
 
     def _stop(self, proc: subprocess.Popen[str]) -> None:
-        for sig, grace in ((signal.SIGTERM, self.settings.tools.kill_grace), (signal.SIGKILL, 5.0)):
+        tools = self.settings.tools
+        for sig, grace in ((signal.SIGTERM, tools.kill_grace), (signal.SIGKILL, tools.kill_wait)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
@@ -321,6 +322,16 @@ class DryRunRunner(Runner):
 
 def helm_major(runner: Runner) -> int:
     return runner.version("helm")[0]
+
+
+def local_helm_major(settings: Settings = DEFAULT_SETTINGS) -> int:
+    """The major version of the helm on this machine, for the command lines a plan shows
+    (4 when helm is missing, too old or unreadable). A local probe, logged nowhere: plans make no
+    AWS or Kubernetes call and need no tool."""
+    try:
+        return helm_major(Runner(settings=settings))
+    except KservectlError:
+        return 4
 
 
 def helm_wait_flags(major: int, timeout_s: float, *, rollback: bool = True) -> list[str]:

@@ -12,7 +12,9 @@ from typing import Any
 
 from kservectl.errors import ConfigError
 
-# AWS commercial, GovCloud and China regions known to kservectl (EKS is offered in each).
+# AWS commercial, GovCloud and China regions known to kservectl (EKS is offered in each). Only the
+# commercial `aws` partition is supported: kservectl ships the load balancer controller's IAM
+# policy for that partition alone (GovCloud and China have their own iam_policy_*.json).
 KNOWN_REGIONS = frozenset(
     """
     us-east-1 us-east-2 us-west-1 us-west-2 af-south-1 ap-east-1 ap-east-2 ap-south-1 ap-south-2
@@ -27,6 +29,8 @@ KNOWN_REGIONS = frozenset(
 _CLUSTER_NAME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]*$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _K8S_VERSION = re.compile(r"^1\.\d{2}$")
+_OTHER_PARTITIONS = {"cn-": "aws-cn", "us-gov-": "aws-us-gov"}
+_EKS_ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-eksbuild\.\d+)?$")
 _SEMVER = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")
 _IMAGE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?"
                     r"(@sha256:[a-f0-9]{64})?$")
@@ -57,6 +61,13 @@ def region(key: str, value: str) -> None:
         raise ConfigError(key, value, "must look like us-west-2 (an AWS region code)")
     if value not in KNOWN_REGIONS:
         raise ConfigError(key, value, "is not a known AWS region; use one such as us-east-1, us-west-2, eu-west-1")
+    for prefix, partition in _OTHER_PARTITIONS.items():
+        if value.startswith(prefix):
+            raise ConfigError(
+                key, value,
+                f"is in the {partition} partition, and kservectl ships the load balancer controller's IAM policy "
+                "for the aws partition only; use a commercial region such as us-east-1, us-west-2, eu-west-1",
+            )
 
 
 def kubernetes_version(key: str, value: str) -> None:
@@ -67,6 +78,13 @@ def kubernetes_version(key: str, value: str) -> None:
 def semver(key: str, value: str) -> None:
     if not _SEMVER.match(value):
         raise ConfigError(key, value, 'must be a quoted version string such as "v1.2.3"')
+
+
+def eks_addon_version(key: str, value: str) -> None:
+    """An EKS add-on version for eksctl: ``v1.2.3`` (eksctl installs the newest ``v1.2.3-eksbuild.N``
+    whose version contains it) or an exact ``v1.2.3-eksbuild.N``."""
+    if not _EKS_ADDON_VERSION.match(value):
+        raise ConfigError(key, value, 'must be a quoted EKS add-on version such as "v1.2.3" or "v1.2.3-eksbuild.1"')
 
 
 def image(key: str, value: str) -> None:
@@ -140,8 +158,9 @@ def availability_zones(key: str, value: list[str]) -> None:
             raise ConfigError(key, zone, "must be availability zone names such as us-west-2a")
     if len(value) == 1:
         raise ConfigError(key, value, "EKS needs at least two availability zones (or leave it empty)")
-    if len(set(value)) != len(value):
-        raise ConfigError(key, value, "lists a zone twice")
+    twice = sorted({zone for zone in value if value.count(zone) > 1})
+    if twice:
+        raise ConfigError(key, value, f"lists {', '.join(twice)} twice; name each zone once")
 
 
 def log_types(key: str, value: list[str]) -> None:

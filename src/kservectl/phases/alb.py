@@ -36,6 +36,7 @@ from kservectl.matrix import pinned
 from kservectl.phases import cluster
 from kservectl.phases.base import LiveValues, PhasePlan, Step
 from kservectl.render import Renderer
+from kservectl.runner import local_helm_major
 
 PHASE = "alb"
 RELEASE = "aws-load-balancer-controller"
@@ -85,11 +86,28 @@ def chart_version() -> str:
     return pinned("aws_load_balancer_controller_chart")
 
 
+def controller_version(ctx: Context) -> str:
+    """The controller image tag: ``versions.aws_load_balancer_controller`` (config > matrix pin),
+    as the image is tagged (``v3.5.0``). The chart stays at its pin and sets ``image.tag``."""
+    version = ctx.config.versions.aws_load_balancer_controller
+    return version if version.startswith("v") else f"v{version}"
+
+
+def version_note(ctx: Context) -> str | None:
+    """What a controller version other than the pin means, or None when it is the pin."""
+    pin = pinned("aws_load_balancer_controller")
+    if controller_version(ctx) == pin:
+        return None
+    return (f"versions.aws_load_balancer_controller={controller_version(ctx)} differs from the pin {pin}: "
+            f"the chart stays {chart_version()} and the IAM policy is the iam_policy.json shipped for {pin}")
+
+
 # -- rendering --------------------------------------------------------------------------------
 def render_values(ctx: Context, vpc_id: str, renderer: Renderer | None = None) -> str:
     return (renderer or Renderer()).render("alb/values.yaml.j2", {
         "kservectl_version": __version__, "cluster": ctx.cluster, "region": ctx.region, "vpc_id": vpc_id,
         "chart_version": chart_version(), "service_account": SERVICE_ACCOUNT,
+        "image_tag": controller_version(ctx),
     })
 
 
@@ -106,6 +124,7 @@ def release(ctx: Context, vpc_id: str, root: Path | None = None) -> cluster.Helm
 def iamserviceaccount_argv(ctx: Context, policy_arn: str) -> list[str]:
     return ["eksctl", "create", "iamserviceaccount", "--cluster", ctx.cluster, "--region", ctx.region,
             "--namespace", NAMESPACE, "--name", SERVICE_ACCOUNT, "--attach-policy-arn", policy_arn,
+            "--tags", f"{OWNER_TAG}={ctx.cluster}",  # on the IRSA role
             "--override-existing-serviceaccounts", "--approve"]
 
 
@@ -123,11 +142,11 @@ def uninstall_argv(ctx: Context) -> list[str]:
 def plan(ctx: Context, live: LiveValues, root: Path) -> PhasePlan:
     rel = release(ctx, live.vpc_id, root)
     arn = f"arn:aws:iam::{live.account_id}:policy/{policy_name(ctx.cluster)}"
-    install = cluster.helm_install_argv(ctx, rel, 4)
+    install = cluster.helm_install_argv(ctx, rel, local_helm_major(ctx.settings))
     repo_add, repo_update = cluster.helm_repo_argvs(rel)
     return PhasePlan(
         phase=PHASE,
-        summary=f"AWS Load Balancer Controller {pinned('aws_load_balancer_controller')} "
+        summary=f"AWS Load Balancer Controller {controller_version(ctx)} "
         f"(chart {rel.version}) with its IAM policy and IRSA role",
         files={POLICY_FILE: policy_text(), VALUES_FILE: render_values(ctx, live.vpc_id)},
         steps=[
@@ -215,8 +234,9 @@ def ensure_policy(ctx: Context) -> dict[str, Any]:
     if found is None:
         if ctx.dry_run:
             return {"arn": arn, "result": "created", "version": "v1"}
-        description = (f"AWS Load Balancer Controller {pinned('aws_load_balancer_controller')} "
-                       f"of EKS cluster {ctx.cluster} (kservectl)")
+        # The document is the iam_policy.json shipped for the pinned controller version.
+        description = (f"AWS Load Balancer Controller (iam_policy.json of "
+                       f"{pinned('aws_load_balancer_controller')}) of EKS cluster {ctx.cluster} (kservectl)")
         created = aws.call("iam:CreatePolicy", iam.create_policy, PolicyName=name,
                            PolicyDocument=policy_text(), Description=description,
                            Tags=[{"Key": OWNER_TAG, "Value": ctx.cluster}])["Policy"]
@@ -289,9 +309,13 @@ def install(ctx: Context) -> dict[str, Any]:
     result = _result(ctx)
     actions: list[str] = result["actions"]
     would = "would be " if ctx.dry_run else ""
-    report.step(PHASE, f"AWS Load Balancer Controller for cluster {ctx.cluster}")
+    report.step(PHASE, f"AWS Load Balancer Controller {controller_version(ctx)} for cluster {ctx.cluster}")
+    note = version_note(ctx)
+    if note:
+        report.warn(note)
     vpc_id = cluster_vpc(ctx)
     result["vpc_id"] = vpc_id
+    cluster.require_tools(ctx, "eksctl", "helm")  # before the first change
     policy = ensure_policy(ctx)
     result["policy"] = policy
     changed = would if policy["result"] != "unchanged" else ""
@@ -347,6 +371,8 @@ def uninstall(ctx: Context, *, confirm: cluster.Confirm | None = None) -> dict[s
     actions: list[str] = result["actions"]
     would = "would be " if ctx.dry_run else ""
     exists = cluster.describe_cluster(ctx) is not None
+    role_stack = _stack(ctx, irsa_stack(ctx)) is not None
+    cluster.require_tools(ctx, *(["eksctl"] if exists or role_stack else []), *(["helm"] if exists else []))
     if exists:
         cluster.ensure_kubeconfig(ctx, actions)
     reachable = exists and (cluster.kubeconfig_path(ctx).is_file() or not ctx.dry_run)
@@ -369,7 +395,7 @@ def uninstall(ctx: Context, *, confirm: cluster.Confirm | None = None) -> dict[s
         actions.append(f"release {RELEASE} {would}uninstalled")
     else:
         actions.append(f"release {RELEASE} not installed")
-    role_deleted = _stack(ctx, irsa_stack(ctx)) is not None
+    role_deleted = role_stack
     if role_deleted:
         ctx.runner.run(delete_iamserviceaccount_argv(ctx), retry=False)
         actions.append(f"ServiceAccount {NAMESPACE}/{SERVICE_ACCOUNT} and its role {would}deleted")
@@ -424,7 +450,7 @@ def _delete_policy(ctx: Context, *, role_just_deleted: bool = False) -> str:
 
 # -- status -----------------------------------------------------------------------------------
 def status(ctx: Context) -> dict[str, Any]:
-    pins = {"chart": chart_version(), "app": pinned("aws_load_balancer_controller")}
+    pins = {"chart": chart_version(), "app": controller_version(ctx)}
     out: dict[str, Any] = {"cluster": ctx.cluster, "region": ctx.region, "pinned": pins}
     arn = policy_arn(ctx)
     found = get_policy(ctx, arn)
@@ -444,8 +470,12 @@ def status(ctx: Context) -> dict[str, Any]:
             ok, detail = deployment_available(dep)
             spec = dep.get("spec") or {}
             st = dep.get("status") or {}
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+            image = containers[0].get("image")
             out["deployment"] = {"exists": True, "available": ok, "detail": detail,
-                                 "ready": f"{st.get('readyReplicas', 0) or 0}/{spec.get('replicas', 1)}"}
+                                 "ready": f"{st.get('readyReplicas', 0) or 0}/{spec.get('replicas', 1)}",
+                                 "image": image,
+                                 "image_matches_config": bool(image) and image.endswith(":" + controller_version(ctx))}
         endpoints = ctx.kube.get("v1", "Endpoints", WEBHOOK_SERVICE, NAMESPACE)
         out["webhook_ready"] = bool(endpoints) and endpoints_ready(endpoints)[0]
         sa = ctx.kube.get("v1", "ServiceAccount", SERVICE_ACCOUNT, NAMESPACE)

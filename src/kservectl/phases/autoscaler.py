@@ -21,7 +21,7 @@ from kservectl.matrix import pinned
 from kservectl.phases import cluster
 from kservectl.phases.base import Step
 from kservectl.render import Renderer
-from kservectl.runner import helm_wait_flags
+from kservectl.runner import local_helm_major
 
 RELEASE = "cluster-autoscaler"
 NAMESPACE = "kube-system"
@@ -57,10 +57,7 @@ def release(ctx: Context, root: Path | None = None) -> cluster.HelmRelease:
 
 def steps(ctx: Context, root: Path) -> list[Step]:
     rel = release(ctx, root)
-    install = ["helm", "upgrade", "--install", rel.name, rel.chart, "--version", rel.version,
-               "--namespace", rel.namespace, "--values", str(rel.values_file),
-               "--kubeconfig", str(cluster.kubeconfig_path(ctx)),
-               *helm_wait_flags(4, ctx.settings.waits.deployment_available)]
+    install = cluster.helm_install_argv(ctx, rel, local_helm_major(ctx.settings))
     repo_add, repo_update = cluster.helm_repo_argvs(rel)
     return [
         Step(cluster.PHASE, "add the Cluster Autoscaler chart repository", "tool", command=tuple(repo_add)),
@@ -89,6 +86,7 @@ def install(ctx: Context, *, cluster_exists: bool = True) -> dict[str, Any]:
     """Install or upgrade the release when it differs, then wait until it is Available."""
     rel = release(ctx)
     actions: list[str] = []
+    cluster.require_tools(ctx, "helm", *(["eksctl"] if cluster_exists else []))
     ctx.reporter.step(cluster.PHASE, f"Cluster Autoscaler (chart {rel.chart} {rel.version})")
     if cluster_exists:
         ensure_service_account(ctx, actions)

@@ -60,6 +60,8 @@ def values(ctx: Context) -> dict[str, Any]:
         "cluster": c.cluster,
         "nodes": c.nodes,
         "nodegroup": NODEGROUP,
+        # An EKS add-on version: eksctl installs the newest vX.Y.Z-eksbuild.N containing it.
+        "ebs_csi_version": c.versions.ebs_csi_driver,
         "ebs_csi_values": {
             # volumes the driver creates carry kubernetes.io/cluster/<name>=owned and our tag
             "controller": {
@@ -314,6 +316,13 @@ def _minor(version: str) -> tuple[int, ...]:
 
 
 # -- create -------------------------------------------------------------------------------------
+def require_tools(ctx: Context, *tools: str) -> dict[str, str]:
+    """Check each tool before anything changes, with the runner's version check (the one ``up``
+    and ``doctor`` use): a missing or too-old tool stops the verb with one line and the install
+    hint (``ToolMissingError``, exit 2). Returns the versions found."""
+    return {tool: ".".join(map(str, ctx.runner.version(tool))) for tool in tools}
+
+
 def lists_commands(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """In a dry run, add ``would_run``: every mutating command line the run recorded, in order."""
 
@@ -347,6 +356,7 @@ def create(ctx: Context, *, yes: bool = False) -> dict[str, Any]:
         raise KservectlError(
             f"{state.detail}; another operation is in progress",
             hint="wait for it to finish (see the CloudFormation console), then run this again")
+    require_tools(ctx, "eksctl", *(["helm"] if ctx.config.cluster.autoscaler else []))
     if state.kind == "failed":
         recover_failed(ctx, state, yes=yes, actions=actions)
     if state.kind in ("absent", "failed"):
@@ -662,6 +672,7 @@ def delete(ctx: Context, *, confirm: Confirm | None = None) -> dict[str, Any]:
         result["actions"].append(f"no cluster {ctx.cluster} in {ctx.region}: nothing to delete")
         result["deleted"] = False
         return result
+    require_tools(ctx, "eksctl")
     if cluster is not None and cluster.get("status") == "ACTIVE":
         ensure_kubeconfig(ctx, result["actions"])
         try:
