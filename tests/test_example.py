@@ -81,6 +81,11 @@ def test_the_tracking_uri_is_restored_after_logging(monkeypatch):
 
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://before:5000"
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+    import mlflow
+
+    # nothing pinned process-wide: MLflow follows the environment afterwards
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://after:5000")
+    assert mlflow.get_tracking_uri() == "http://after:5000"
 
 
 def test_an_unreachable_tracking_server_is_a_clear_error():

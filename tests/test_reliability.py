@@ -371,7 +371,7 @@ def test_the_storage_policies_are_made_while_eksctl_creates_the_cluster(sandbox)
     tasks = {t["task"]: t for t in data["tasks"]}
     cluster_end = tasks["cluster"]["started_s"] + tasks["cluster"]["elapsed_s"]  # eksctl alone took 3 s
     assert tasks["storage/policies"]["started_s"] + tasks["storage/policies"]["elapsed_s"] < cluster_end - 0.5
-    assert tasks["storage"]["started_s"] >= cluster_end
+    assert tasks["storage"]["started_s"] >= cluster_end - 0.02  # the times are rounded to 10 ms each
     assert tasks["storage/policies"]["result"]["policies"] == [f"kservectl-{NAME}-model-read",
                                                                f"kservectl-{NAME}-mlflow-artifacts"]
 

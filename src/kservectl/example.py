@@ -104,8 +104,10 @@ def tracking(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
-        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
+        # None clears MLflow's process-wide setting, so it reads the environment again (setting the
+        # saved value instead would pin it for the rest of the process, past later env changes)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

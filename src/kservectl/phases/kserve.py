@@ -57,7 +57,7 @@ from kservectl.errors import ConfigError, KservectlError, KubeError, UsageError,
 from kservectl.kube import Ref, condition, deployment_available, service_hostname
 from kservectl.phases.base import LiveValues, PhasePlan, Step
 from kservectl.render import Renderer
-from kservectl.runner import Runner, helm_major, helm_wait_flags
+from kservectl.runner import helm_major, helm_wait_flags, local_helm_major
 
 PHASE = "kserve"
 
@@ -433,22 +433,13 @@ def kubectl_delete_url(ctx: Context, url: str) -> list[str]:
                         f"--timeout={int(ctx.settings.waits.load_balancer_deleted)}s")
 
 
-def _plan_helm_major(ctx: Context) -> int:
-    """The local helm's major version for the plan's command lines (4 when helm is not installed);
-    a local probe only, logged nowhere."""
-    try:
-        return helm_major(Runner(settings=ctx.settings))
-    except KservectlError:
-        return 4
-
-
 # -- plan ----------------------------------------------------------------------------------------
 def plan(ctx: Context, live: LiveValues, root: Path) -> PhasePlan:
     files = render_files(ctx)
     _check_values(ctx, chart_values(ctx, files))
     warn_stale_key_lists(ctx)
     here = root / PHASE
-    major = _plan_helm_major(ctx)
+    major = local_helm_major(ctx.settings)
     rel = releases(ctx)
     urls = knative_urls(ctx)
     kserve_ns = ctx.config.namespaces.kserve
