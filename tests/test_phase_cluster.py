@@ -715,6 +715,7 @@ def test_delete_asks_then_runs_eksctl_delete_cluster_wait(mock_aws, eks_kube, fa
         ["delete", "cluster", "-f", str(cluster.config_path(ctx)), "--wait"]]
     assert result["deleted"] is True and fake_tools.clusters() == []
     assert "CloudWatch log group /aws/eks/ml/cluster" in result["left_behind"][0]
+    assert "`kservectl cleanup --orphans -c ml -r " in result["left_behind"][0]
 
 
 def test_a_declined_confirmation_deletes_nothing(mock_aws, eks_kube, fake_tools):

@@ -705,7 +705,9 @@ def delete(ctx: Context, *, confirm: Confirm | None = None) -> dict[str, Any]:
         if kubeconfig.is_file():
             kubeconfig.unlink()
             result["actions"].append(f"removed the stale kubeconfig {kubeconfig}")
-        result["left_behind"] = [f"CloudWatch log group /aws/eks/{ctx.cluster}/cluster (eksctl keeps it)"]
+        result["left_behind"] = [f"CloudWatch log group /aws/eks/{ctx.cluster}/cluster (eksctl keeps it; "
+                                 f"`kservectl cleanup --orphans -c {ctx.cluster} -r {ctx.region}` lists it with "
+                                 "the command that deletes it)"]
     return result
 
 
