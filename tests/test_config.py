@@ -290,3 +290,13 @@ def test_version_refuses_a_bad_region_like_every_command(cli):
     result = cli("version", "-r", "us-moon-1")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: cluster.region='us-moon-1' (from --region) is invalid")
+
+
+def test_version_answers_even_when_the_config_file_in_the_folder_is_broken(cli):
+    from kservectl import __version__
+
+    Path("kservectl.yaml").write_text("cluster:\n  nodes: many\n")  # the cwd is a fresh folder
+    result = cli("version")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"kservectl {__version__}")
+    assert result.stdout.splitlines()[1].startswith("no cluster: the configuration is not valid (")

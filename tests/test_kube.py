@@ -185,3 +185,19 @@ def test_a_read_that_keeps_failing_returns_the_last_answer_after_the_bounded_att
     with pytest.raises(KubeError, match="503: the server is currently unable to handle the request"):
         c.list("v1", "Node")
     assert len(clock.sleeps) == FAST.kube_retry.attempts - 1
+
+
+def test_a_read_answered_429_is_retried_once_by_kservectl_on_its_clock_not_by_urllib3(kube):
+    from kservectl.clock import FakeClock
+
+    clock = FakeClock()
+    c = k.Kube(k.load_api_client(kube.kubeconfig, settings=FAST), settings=FAST, clock=clock)
+    c.apply(deployment())
+    reads = lambda: sum(1 for r in list(kube.emulator) if r.method == "GET" and r.url.path.endswith("/web"))  # noqa: E731
+    before = reads()
+    kube.fail_next("get", "apps/v1", "Deployment", code=429, reason="TooManyRequests", retry_after=30)
+    started = time.monotonic()
+    assert c.get("apps/v1", "Deployment", "web", "default") is not None
+    assert time.monotonic() - started < 15  # urllib3 did not wait the 30 s itself
+    assert clock.sleeps == [10.0]  # Retry-After 30, capped by FAST's kube_retry maximum
+    assert reads() - before == 2

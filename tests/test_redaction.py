@@ -72,3 +72,20 @@ def test_progress_lines_and_warnings_mask_the_secrets_the_context_knows(capsys):
     err = capsys.readouterr().err
     assert "generated-admin-pw-123" not in err
     assert err.count("<redacted>") == 3
+
+
+def test_error_codes_and_permission_names_that_mention_a_credential_word_stay_readable():
+    from kservectl.redact import scrub
+
+    for readable in ("ExpiredToken: The security token included in the request is expired",
+                     "not authorized to perform: secretsmanager:GetSecretValue on resource",
+                     "Secret mlflow/mlflow-auth-secret: User admin could not log in"):
+        assert scrub(readable) == readable
+    assert scrub('db_password: "s3cr3t-value" and aws_secret_access_key: wJalrXUtnFEMI/K7MDENG') == (
+        'db_password: "<redacted>" and aws_secret_access_key: <redacted>')
+
+
+def test_a_hint_added_after_the_error_was_made_is_masked_too():
+    error = KservectlError("the model server failed")
+    error.hint = "retry with --tracking-uri http://admin:pa55word@mlflow:5000"
+    assert error.one_line() == "the model server failed (retry with --tracking-uri http://admin:<redacted>@mlflow:5000)"

@@ -21,10 +21,17 @@ class KservectlError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         # Messages often quote a library's error, which may quote a URL with its password.
         message = scrub(message)
-        hint = scrub(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    @property
+    def hint(self) -> str | None:
+        return self._hint
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:  # also when a caller adds a hint later
+        self._hint = scrub(value) if value else value
 
     def one_line(self) -> str:
         text = self.message if not self.hint else f"{self.message} ({self.hint})"

@@ -114,7 +114,12 @@ def load_api_client(kubeconfig: Path | None, context: str | None = None, setting
         raise KubeError(f"cannot load {where}: {exc}",
                         hint="run `kservectl cluster create`: it creates the cluster, or finds it and "
                              "writes its kubeconfig") from exc
-    configuration.retries = 3
+    # urllib3 retries only what never reached the server (connection errors); answers such as
+    # 429 or 503 come back to ``Kube._request``, which retries them on its own terms and clock
+    from urllib3.util.retry import Retry
+
+    configuration.retries = Retry(total=3, connect=3, read=0, status=0, other=0, redirect=0,
+                                  respect_retry_after_header=False, raise_on_status=False)
     return client.ApiClient(configuration)
 
 

@@ -11,11 +11,18 @@ from collections.abc import Iterable
 
 MASK = "<redacted>"
 
+_CREDENTIAL_WORD = r"(?:password|passwd|secret|token|api[_-]?key|access[_-]key)"
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + MASK),
-    (re.compile(r"(?i)\b([\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]key)[\w.-]*)"
-                r"(\"?\s*[=:]\s*\"?)(?!<redacted>)([^\s\"',;]+)"), r"\1\2" + MASK),
+    # key=value (flags, env, query strings): any key naming a credential, any value
+    (re.compile(r"(?i)\b([\w.-]*" + _CREDENTIAL_WORD + r"[\w.-]*)(\"?\s*=\s*\"?)(?!<redacted>)([^\s\"',;&]+)"),
+     r"\1\2" + MASK),
+    # key: value (YAML, JSON, logs): a snake/kebab-case key ending in a credential word and a value
+    # shaped like one (8+ characters with a digit or symbol), so that "ExpiredToken: The security
+    # token ..." or "perform: secretsmanager:GetSecretValue" stay readable
+    (re.compile(r"(?<![\w.-])([a-z0-9_.-]*" + _CREDENTIAL_WORD + r")(\"?\s*:\s*\"?)(?!<redacted>)"
+                r"(?=[^\s\"',;]*[\d+/=_!@#$%^&*-])([^\s\"',;]{8,})"), r"\1\2" + MASK),
     (re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
 )
 
