@@ -27,7 +27,7 @@ from kservectl import paths
 from kservectl.clock import FakeClock
 from kservectl.config import Config, ExposureSection, MlflowSection, NamespacesSection, VersionsSection
 from kservectl.context import Context
-from kservectl.errors import ConfigError, KservectlError, WaitTimeout
+from kservectl.errors import ConfigError, KservectlError, KubeError, UsageError, WaitTimeout
 from kservectl.events import RecordingReporter
 from kservectl.kube import Kube, load_api_client
 from kservectl.phases import mlflow
@@ -775,6 +775,119 @@ def test_without_delete_data_the_artifacts_stay_and_the_output_says_so(cluster):
     assert "`--delete-data --yes` removes them" in info
 
 
+ARTIFACT = f"s3://{BUCKET}/mlflow-artifacts/1/models/m-1/artifacts"
+OUTSIDE = (["README.txt", "mlflow-artifacts-backup/MLmodel", "models/wine/MLmodel"])
+
+
+def live_service(kube, name: str, storage_uri: str, previous: str | None = None) -> None:
+    """An InferenceService in the models namespace as `kservectl serve deploy` writes it."""
+    from kservectl.phases import serve
+
+    ctx = Context(config=Config())
+    spec = serve.spec_from_config(ctx, name=name, model_uri=storage_uri, storage_uri=storage_uri,
+                                  previous_model_uri=previous)
+    kube.ensure_namespace("models")
+    kube.create(serve.document(spec))
+
+
+def test_delete_data_refuses_while_a_live_service_loads_its_model_from_mlflows_artifacts_and_deletes_nothing(
+        cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    live_service(cluster, "wine", ARTIFACT)
+    live_service(cluster, "elsewhere", f"s3://{BUCKET}/models/wine")
+    live_service(cluster, "canary", f"s3://{BUCKET}/models/wine-2", previous=f"{ARTIFACT}/")
+    before = versions(s3)
+    with pytest.raises(UsageError) as info:
+        mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert info.value.exit_code == 2
+    assert info.value.one_line() == (
+        f"refusing to delete MLflow's artifacts under s3://{BUCKET}/mlflow-artifacts/: InferenceServices in "
+        f"namespace models load models from there: canary (previous model {ARTIFACT}/); wine (storageUri "
+        f"{ARTIFACT}) (nothing was deleted; delete them first with `kservectl serve delete NAME`, or run "
+        "without --delete-data to keep the data)")
+    # nothing was deleted, in S3 or in the cluster
+    assert versions(s3) == before
+    assert cluster.find("apps/v1", "Deployment", "mlflow", NS) is not None
+    assert cluster.find("v1", "PersistentVolumeClaim", "mlflow-data", NS) is not None
+
+
+@pytest.mark.parametrize("previous", [
+    f"s3://{BUCKET}/mlflow-artifacts/1/models/m-0/artifacts",  # a canary's stable model, a rollback target
+    "models:/wine/1",  # resolved through this MLflow: its files are in MLflow's artifacts
+])
+def test_a_previous_model_kept_for_a_rollback_blocks_the_deletion_too(cluster, previous):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    live_service(cluster, "wine", f"s3://{BUCKET}/models/wine-2", previous=previous)
+    before = versions(s3)
+    ctx = make_ctx(cluster, dry_run=True)  # a dry run says so too
+    with pytest.raises(UsageError) as info:
+        mlflow.uninstall(ctx, delete_data=True, delete_artifacts=True)
+    assert f"loads its model from there: wine (previous model {previous}) (nothing was deleted" in info.value.one_line()
+    assert versions(s3) == before
+
+
+def test_services_whose_models_live_elsewhere_do_not_block_the_deletion_and_stay(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    live_service(cluster, "outside", f"s3://{BUCKET}/models/wine")
+    live_service(cluster, "alike", f"s3://{BUCKET}/mlflow-artifacts-backup", previous=f"s3://other/{ARTIFACT[5:]}")
+    result = mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert f"MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/ (5 object versions)" in result["deleted"]
+    assert versions(s3) == OUTSIDE
+    for name in ("outside", "alike"):  # what was NOT deleted
+        assert cluster.find("serving.kserve.io/v1beta1", "InferenceService", name, "models") is not None
+
+
+def test_delete_data_refuses_when_the_inference_services_cannot_be_read_and_deletes_nothing(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    before = versions(s3)
+    cluster.fail_next("list", "serving.kserve.io/v1beta1", "InferenceService", code=403, reason="Forbidden",
+                      message="inferenceservices is forbidden")
+    with pytest.raises(KubeError) as info:
+        mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert info.value.one_line() == (
+        "refusing to delete MLflow's artifacts: cannot list the InferenceServices in namespace models to check "
+        f"that none loads its model from s3://{BUCKET}/mlflow-artifacts/ (GET "
+        "/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices returned 403: inferenceservices is "
+        "forbidden) (nothing was deleted; run again when the cluster answers, or run without --delete-data to "
+        "keep the data)")
+    assert versions(s3) == before
+    assert cluster.find("apps/v1", "Deployment", "mlflow", NS) is not None
+
+
+def test_artifacts_are_listed_once_the_server_is_gone_so_one_it_wrote_while_stopping_is_deleted_and_counted(
+        cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    ctx = make_ctx(cluster)
+    kube_delete = ctx.kube.delete
+
+    def delete(ref):  # the server logs one more artifact while it is being stopped
+        if ref.kind == "Deployment":
+            s3.put_object(Bucket=BUCKET, Key="mlflow-artifacts/3/late.txt", Body=b"x")
+        return kube_delete(ref)
+
+    ctx.kube.delete = delete
+    result = mlflow.uninstall(ctx, delete_data=True, delete_artifacts=True)
+    assert f"MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/ (6 object versions)" in result["deleted"]
+    assert versions(s3) == OUTSIDE
+
+
+def test_the_artifacts_stay_when_the_server_could_not_be_removed(cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    mlflow.install(make_ctx(cluster))
+    before = versions(s3)
+    cluster.fail_next("delete", "apps/v1", "Deployment", code=500, message="etcd is down")
+    with pytest.raises(KservectlError) as info:
+        mlflow.uninstall(make_ctx(cluster), delete_data=True, delete_artifacts=True)
+    assert (f"MLflow artifacts under s3://{BUCKET}/mlflow-artifacts/: not deleted while the MLflow Deployment "
+            "may still write there") in info.value.one_line()
+    assert versions(s3) == before
+
+
 def test_uninstall_dry_run_deletes_nothing_and_a_second_uninstall_finds_nothing(cluster):
     mlflow.install(make_ctx(cluster))
     version = cluster.emulator.resource_version
@@ -899,6 +1012,19 @@ def test_uninstall_delete_data_yes_deletes_the_pvc_and_mlflows_artifacts_and_say
             "`kservectl storage`; `kservectl storage delete --delete-data --yes` or `kservectl cleanup "
             "--delete-data` removes it)") in done.stdout
     assert versions(s3) == ["README.txt", "mlflow-artifacts-backup/MLmodel", "models/wine/MLmodel"]
+
+
+def test_uninstall_delete_data_exits_2_naming_the_service_that_still_loads_from_mlflows_artifacts(
+        cli, cli_cluster, cluster):
+    s3 = artifact_bucket({"kservectl.io/cluster": "kservectl"})
+    assert cli("mlflow", "install").exit_code == 0
+    live_service(cluster, "wine", ARTIFACT)
+    before = versions(s3)
+    result = cli("mlflow", "uninstall", "--delete-data", "--yes")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: refusing to delete MLflow's artifacts under ")
+    assert f"wine (storageUri {ARTIFACT})" in result.stderr and "`kservectl serve delete NAME`" in result.stderr
+    assert versions(s3) == before and cluster.find("apps/v1", "Deployment", "mlflow", NS) is not None
 
 
 def test_uninstall_without_delete_data_says_what_it_kept(cli, cli_cluster):

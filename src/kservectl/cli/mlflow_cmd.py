@@ -84,7 +84,8 @@ def uninstall(
             "--delete-data",
             help="Also delete the PVC (runs, registry, users), the auth Secret, the namespace and "
             "MLflow's artifacts under its prefix in the S3 bucket, if the bucket is tagged for this cluster "
-            "(needs --yes). The bucket itself stays: `kservectl storage delete`.",
+            "(needs --yes); refused while an InferenceService loads a model from there. The bucket itself "
+            "stays: `kservectl storage delete`.",
         ),
     ] = False,
     yes: YesOpt = False,

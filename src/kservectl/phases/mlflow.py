@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 from kservectl import aws, iam, paths
 from kservectl.context import Context
-from kservectl.errors import ConfigError, KservectlError, KubeError, WaitTimeout
+from kservectl.errors import ConfigError, KservectlError, KubeError, UsageError, WaitTimeout
 from kservectl.kube import Ref, deployment_available, pvc_bound, service_hostname
 from kservectl.phases import storage
 from kservectl.phases.base import LiveValues, PhasePlan, Step
@@ -974,7 +974,6 @@ class ArtifactData:
     bucket: str
     prefix: str  # with its trailing slash: only keys under it
     keys: tuple[dict[str, str], ...]  # {"Key", "VersionId"} for DeleteObjects
-    exists: bool = True
 
     @property
     def uri(self) -> str:
@@ -1005,18 +1004,23 @@ def artifact_location(ctx: Context, deployment: dict[str, Any] | None) -> tuple[
     return bucket, prefix + "/"
 
 
-def check_artifact_data(ctx: Context, bucket: str, prefix: str) -> ArtifactData:
-    """Read-only: the bucket must carry this cluster's ownership tag (else ``OwnershipError``,
-    before anything is deleted); then every object version and delete marker under ``prefix``."""
+def check_artifact_bucket(ctx: Context, bucket: str) -> bool:
+    """Read-only: whether the bucket exists; one that does must carry this cluster's ownership
+    tag (else ``OwnershipError``, before anything is deleted)."""
     state = storage.read_bucket(ctx, bucket)
     if not state.exists:
-        return ArtifactData(bucket, prefix, (), exists=False)
+        return False
     problem = state.problem or iam.ownership_problem(f"S3 bucket {bucket}", state.tags, ctx.cluster)
     if problem:
         raise iam.OwnershipError(
             f"refusing to delete MLflow's artifacts: {problem}",
             hint=f"nothing was deleted; kservectl deletes artifacts only in a bucket tagged "
                  f"{iam.OWNER_TAG}={ctx.cluster} (or run without --delete-data)")
+    return True
+
+
+def list_artifact_keys(ctx: Context, bucket: str, prefix: str) -> tuple[dict[str, str], ...]:
+    """Read-only: every object version and delete marker under ``prefix``."""
     s3 = ctx.aws.client("s3")
     paginator = s3.get_paginator("list_object_versions")
     pages = aws.call("s3:ListObjectVersions", lambda: list(paginator.paginate(Bucket=bucket, Prefix=prefix)))
@@ -1025,23 +1029,96 @@ def check_artifact_data(ctx: Context, bucket: str, prefix: str) -> ArtifactData:
         for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
             if item["Key"].startswith(prefix):  # S3 filters by prefix already; never trust it blindly
                 keys.append({"Key": item["Key"], "VersionId": item.get("VersionId") or "null"})
-    return ArtifactData(bucket, prefix, tuple(keys))
+    return tuple(keys)
 
 
-def delete_artifact_data(ctx: Context, data: ArtifactData) -> None:
+def _s3_under(uri: str, bucket: str, prefix: str) -> bool:
+    """Whether ``uri`` is ``s3://<bucket>/<prefix>`` or below it (not a key that only starts alike)."""
+    if not uri.startswith("s3://"):
+        return False
+    uri_bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return uri_bucket == bucket and (key.strip("/") + "/").startswith(prefix)
+
+
+def _storage_uris(node: Any) -> list[str]:
+    """Every ``storageUri`` in an InferenceService spec (predictor, transformer, explainer, and the
+    older per-framework predictor fields)."""
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k == "storageUri" and isinstance(v, str)]
+        return found + [u for k, v in node.items() if k != "storageUri" for u in _storage_uris(v)]
+    if isinstance(node, list):
+        return [u for item in node for u in _storage_uris(item)]
+    return []
+
+
+def served_from(ctx: Context, bucket: str, prefix: str) -> list[str]:
+    """The InferenceServices in ``namespaces.models`` that load a model from under
+    ``s3://<bucket>/<prefix>``, each as ``name (what)``: a ``storageUri`` there, or a previous
+    model (``serve``'s record of what a canary runs beside, or what a rollback returns to) there or
+    given as an MLflow reference (``models:/...``, ``runs:/...``: resolved through this MLflow, so
+    into its artifacts). Raises ``KubeError`` when the InferenceServices cannot be listed; an API
+    that does not serve the kind (KServe not installed) means there are none."""
+    from kservectl.phases import serve
+
+    ns = ctx.config.namespaces.models
+    try:
+        items, _ = ctx.kube.list(serve.API_VERSION, serve.KIND, ns)
+    except KubeError as exc:
+        if exc.status == 404:
+            return []
+        raise KubeError(
+            f"refusing to delete MLflow's artifacts: cannot list the InferenceServices in namespace {ns} "
+            f"to check that none loads its model from s3://{bucket}/{prefix} ({exc.message})",
+            status=exc.status,
+            hint="nothing was deleted; run again when the cluster answers, or run without --delete-data "
+                 "to keep the data") from exc
+    users: list[str] = []
+    for item in sorted(items, key=lambda i: i["metadata"]["name"]):
+        meta = item.get("metadata") or {}
+        reasons = [f"storageUri {u}" for u in dict.fromkeys(_storage_uris(item.get("spec") or {}))
+                   if _s3_under(u, bucket, prefix)]
+        previous = (meta.get("annotations") or {}).get(serve.ANN_PREVIOUS)
+        if previous and (_s3_under(previous, bucket, prefix) or not previous.startswith("s3://")):
+            reasons.append(f"previous model {previous}")
+        if reasons:
+            users.append(f"{meta['name']} ({', '.join(reasons)})")
+    return users
+
+
+def check_not_served(ctx: Context, bucket: str, prefix: str) -> None:
+    """``UsageError`` (exit 2) while an InferenceService loads a model from MLflow's artifacts:
+    deleting them breaks its next start (scale from zero, a new pod, a rollback)."""
+    users = served_from(ctx, bucket, prefix)
+    if users:
+        ns = ctx.config.namespaces.models
+        raise UsageError(
+            f"refusing to delete MLflow's artifacts under s3://{bucket}/{prefix}: "
+            + (f"InferenceServices in namespace {ns} load models from there: " if len(users) > 1
+               else f"InferenceService in namespace {ns} loads its model from there: ")
+            + "; ".join(users),
+            hint=f"nothing was deleted; delete {'them' if len(users) > 1 else 'it'} first with `kservectl serve "
+                 "delete NAME`, or run without --delete-data to keep the data")
+
+
+def delete_artifact_data(ctx: Context, data: ArtifactData) -> int:
+    """Delete ``data.keys``; returns how many object versions S3 says it deleted. A key S3 could
+    not delete raises, saying how many were deleted before."""
     s3 = ctx.aws.client("s3", fail_fast=True)
     keys = list(data.keys)
+    done = 0
     for start in range(0, len(keys), DELETE_BATCH):
         batch = keys[start:start + DELETE_BATCH]
         answer = iam.call(ctx, "s3:DeleteObjects", s3.delete_objects, Bucket=data.bucket,
-                          Delete={"Objects": batch, "Quiet": True})
+                          Delete={"Objects": batch, "Quiet": False})
+        done += len(answer.get("Deleted") or [])
         errors = answer.get("Errors") or []
         if errors:
             first = errors[0]
             raise KservectlError(
-                f"{len(errors)} of {len(batch)} artifact object versions under {data.uri} were not deleted; "
-                f"first: {first.get('Key')} ({first.get('Code')}: {first.get('Message', '')})",
+                f"{len(errors)} of {len(keys)} artifact object versions under {data.uri} were not deleted "
+                f"({done} were); first: {first.get('Key')} ({first.get('Code')}: {first.get('Message', '')})",
                 hint="check object lock, the bucket policy and your permissions; then run the uninstall again")
+    return done
 
 
 def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool = False) -> dict[str, Any]:
@@ -1051,9 +1128,13 @@ def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool
     cluster teardown sets only ``delete_data``: the bucket is the storage step's business there).
 
     ``delete_artifacts`` deletes every object version under MLflow's artifact prefix (the server's
-    ``--artifacts-destination``), and only when the bucket carries this cluster's ownership tag,
-    checked before anything is deleted. The bucket itself, and anything outside that prefix,
-    stay: the bucket is the storage phase's (it also holds served models)."""
+    ``--artifacts-destination``). Before anything is deleted it checks that the bucket carries
+    this cluster's ownership tag and that no InferenceService loads a model from that prefix
+    (``check_not_served``; a cluster that cannot be read is refused too). The objects are listed
+    only once the Deployment is gone (its foreground deletion waits for the pods), so that an
+    artifact the server wrote while stopping is deleted too, and the result counts the object
+    versions S3 reports deleted. The bucket itself, and anything outside that prefix, stay: the
+    bucket is the storage phase's (it also holds served models)."""
     ns = ctx.config.namespaces.mlflow
     kube = ctx.kube
     waits = ctx.settings.waits
@@ -1062,27 +1143,34 @@ def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool
     missing: list[str] = []
     failed: list[str] = []
 
-    def remove(ref: Ref, *, wait: float | None = None) -> None:
+    def remove(ref: Ref, *, wait: float | None = None) -> bool:
+        """Delete ``ref``; whether it is gone (or, in a dry run, would be)."""
         try:
             if kube.get(ref.api_version, ref.kind, ref.name, ref.namespace) is None:
                 missing.append(str(ref))
-                return
+                return True
             if not ctx.dry_run:
                 kube.delete(ref)
                 if wait is not None:
                     kube.wait_deleted(ref, what=f"{ref} to be deleted", timeout=wait)
             deleted.append(str(ref))
             ctx.reporter.step(PHASE, f"{verb} {ref}")
+            return True
         except KservectlError as exc:
             failed.append(f"{ref}: {exc.one_line()}")
+            return False
 
     dep = kube.get("apps/v1", "Deployment", NAME, ns)
-    artifacts: ArtifactData | None = None
-    if delete_artifacts:  # where the artifacts are, and whether they are ours: before anything is deleted
-        artifacts = check_artifact_data(ctx, *artifact_location(ctx, dep))
+    location: tuple[str, str] | None = None
+    bucket_exists = False
+    if delete_artifacts:  # where the artifacts are, whether they are ours and unused: before anything is deleted
+        location = artifact_location(ctx, dep)
+        bucket_exists = check_artifact_bucket(ctx, location[0])
+        check_not_served(ctx, *location)
     svc = kube.get("v1", "Service", NAME, ns)
     is_lb = bool(svc and svc["spec"].get("type") == "LoadBalancer")
-    remove(Ref("apps/v1", "Deployment", NAME, ns), wait=waits.deployment_available if delete_data else None)
+    server_gone = remove(Ref("apps/v1", "Deployment", NAME, ns),
+                         wait=waits.deployment_available if delete_data or delete_artifacts else None)
     # Wait for the load balancer controller to delete the NLB, or it is left behind.
     remove(Ref("v1", "Service", NAME, ns), wait=waits.load_balancer_deleted if is_lb else None)
     remove(Ref("v1", "ConfigMap", AUTH_CONFIGMAP, ns))
@@ -1100,21 +1188,28 @@ def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool
                 kept.append(str(ref))
         if kept:
             kept.append(f"Namespace {ns}")
-    if artifacts is not None:
-        if not artifacts.exists:
-            missing.append(f"S3 bucket {artifacts.bucket} (no MLflow artifacts to delete)")
-        elif not artifacts.keys:
-            missing.append(f"MLflow artifacts under {artifacts.uri} (none stored)")
+    if location is not None:
+        bucket, prefix = location
+        uri = f"s3://{bucket}/{prefix}"
+        if not bucket_exists:
+            missing.append(f"S3 bucket {bucket} (no MLflow artifacts to delete)")
+        elif not server_gone:
+            failed.append(f"MLflow artifacts under {uri}: not deleted while the MLflow Deployment may still "
+                          "write there")
         else:
-            what = f"MLflow artifacts under {artifacts.uri} ({len(artifacts.keys)} object versions)"
             try:
-                if not ctx.dry_run:
-                    delete_artifact_data(ctx, artifacts)
-                deleted.append(what)
-                ctx.reporter.step(PHASE, f"{verb} {what}")
+                check_not_served(ctx, bucket, prefix)  # again: a service deployed in the meantime
+                data = ArtifactData(bucket, prefix, list_artifact_keys(ctx, bucket, prefix))  # the server is gone
+                if not data.keys:
+                    missing.append(f"MLflow artifacts under {uri} (none stored)")
+                else:
+                    count = len(data.keys) if ctx.dry_run else delete_artifact_data(ctx, data)
+                    what = f"MLflow artifacts under {uri} ({count} object versions)"
+                    deleted.append(what)
+                    ctx.reporter.step(PHASE, f"{verb} {what}")
             except KservectlError as exc:
-                failed.append(f"{what}: {exc.one_line()}")
-        kept.append(f"the S3 bucket {artifacts.bucket} itself and everything outside {artifacts.prefix} "
+                failed.append(f"MLflow artifacts under {uri}: {exc.one_line()}")
+        kept.append(f"the S3 bucket {bucket} itself and everything outside {prefix} "
                     "(owned by `kservectl storage`; `kservectl storage delete --delete-data --yes` or "
                     "`kservectl cleanup --delete-data` removes it)")
     else:
