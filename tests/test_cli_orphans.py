@@ -131,6 +131,25 @@ def test_nothing_left_behind_is_a_clean_exit_with_no_command(wired, mock_aws):
     assert "--yes" not in result.stdout
 
 
+def test_while_the_eks_cluster_still_runs_the_dry_run_prints_no_delete_command_and_says_why(wired, mock_aws):
+    made = small_world()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    boto3.client("eks", region_name=REGION).create_cluster(  # moto makes it ACTIVE
+        name="prod", roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={"subnetIds": [subnet]})
+    result = wired(*ARGS)
+    assert result.exit_code == 0, result.stderr
+    assert made["orphan_volume"] in result.stdout  # still listed (as its live infrastructure)
+    assert "--yes --account" not in result.stdout  # that command would refuse (ClusterStillRunning)
+    assert ("Dry run: nothing was deleted. No delete command: EKS cluster prod still runs (ACTIVE), so `--yes` "
+            "would refuse. Tear it down with `kservectl cleanup --cluster prod --region us-west-2`, then run this "
+            "dry run again.") in result.stdout
+    data = json.loads(wired(*ARGS, "--output", "json").stdout)
+    assert data["delete_command"] is None and data["cluster_status"] == "ACTIVE" and data["orphans"]
+    assert volume_exists(made["orphan_volume"])
+
+
 # -- deleting --------------------------------------------------------------------------------------------
 
 

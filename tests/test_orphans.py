@@ -375,6 +375,12 @@ def build_world() -> World:
     b.autoscaling_group("decoys", f"eksctl-{d}-nodegroup-ng-1-NodeGroup-DEF", {
         "alpha.eksctl.io/cluster-name": d, f"kubernetes.io/cluster/{d}": "owned"})
     b.instance("lookalikes", {"Name": f"{c}-bastion", f"k8s.io/cluster-autoscaler/{c}": "owned"})
+    # a kops (or self-managed) cluster also called prod: its nodes and their group carry only the
+    # generic tags, which are no evidence on compute (an instance of the group comes with it)
+    b.instance("lookalikes", {"KubernetesCluster": c, f"kubernetes.io/cluster/{c}": "owned",
+                              "Name": f"nodes.{c}.k8s.local"})
+    b.autoscaling_group("lookalikes", f"nodes-{c}-k8s-local", {"KubernetesCluster": c,
+                                                               f"kubernetes.io/cluster/{c}": "owned"})
 
     # -- volumes: a PVC volume of the CSI driver with kservectl's StorageClass tags, an in-tree one
     b.volume("orphan", {"kservectl.io/cluster": c, f"kubernetes.io/cluster/{c}": "owned",
@@ -432,6 +438,7 @@ def build_world() -> World:
     b.bucket("orphan", f"kservectl-{c}-{ACCOUNT}-{REGION}", {"kservectl.io/cluster": c}, objects=3)
     b.bucket("decoys", f"kservectl-{d}-{ACCOUNT}-{REGION}", {"kservectl.io/cluster": d}, objects=1)
     b.bucket("lookalikes", f"kservectl-{c}-scratch", {})
+    b.bucket("lookalikes", "acme-loki-chunks", {"KubernetesCluster": c}, objects=1)  # not kservectl's tag
 
     # -- cluster prod in another region: same tags and names, never this search's
     e = Builder(world, ELSEWHERE)
@@ -666,8 +673,8 @@ class TestOneWorld:
         # stacks of prod-2 and of prod in us-east-1 are not this cluster's records)
         assert result.lookalikes == {
             LOAD_BALANCER: 1, TARGET_GROUP: 1, CLASSIC_ELB: 1, NETWORK_INTERFACE: 1, NAT_GATEWAY: 1, ELASTIC_IP: 1,
-            SECURITY_GROUP: 1, VOLUME: 1, STACK: 1, ROLE: 7, POLICY: 1, INSTANCE_PROFILE: 1, LOG_GROUP: 1, BUCKET: 1,
-            EC2_INSTANCE: 1,
+            SECURITY_GROUP: 1, VOLUME: 1, STACK: 1, ROLE: 7, POLICY: 1, INSTANCE_PROFILE: 1, LOG_GROUP: 1, BUCKET: 2,
+            EC2_INSTANCE: 3, AUTOSCALING_GROUP: 1,
         }
         # prod-2's resources of every type (its EKS cluster and node group are never read: only
         # cluster prod is described), plus prod's IAM of us-east-1 (IAM is global; its OIDC issuer
@@ -680,7 +687,7 @@ class TestOneWorld:
         # kubernetes.io/cluster/prod=shared: used by prod, owned by none (also when kservectl's tag is there)
         assert result.shared == {SECURITY_GROUP: 2}
         notes = result.notes()
-        assert any(line.startswith("21 resources look related but carry no ownership evidence: not touched")
+        assert any(line.startswith("25 resources look related but carry no ownership evidence: not touched")
                    for line in notes)
         assert any("belong to another cluster: not touched" in line for line in notes)
         assert "2 resources are not owned, shared: tagged kubernetes.io/cluster/prod=shared (used by prod, owned " \
@@ -1081,15 +1088,18 @@ def test_a_failed_cluster_with_no_stacks_is_listed_and_priced_with_its_nodes(moc
     world = World()
     b = Builder(world)
     cluster = b.eks_cluster("orphan", CLUSTER, {"kservectl.io/cluster": CLUSTER},
-                            nodegroups={"ng-1": {"eks:cluster-name": CLUSTER}})
+                            nodegroups={"ng-1": {"eks:cluster-name": CLUSTER, "KubernetesCluster": CLUSTER}})
     group = b.autoscaling_group("orphan", "eks-ng-1-0a1b2c3d", {"eks:cluster-name": CLUSTER,
                                                                f"kubernetes.io/cluster/{CLUSTER}": "owned"})
     lone = b.instance("orphan", {"alpha.eksctl.io/cluster-name": CLUSTER, "Name": "prod-ng-1-node"})
-    stopped = b.instance("orphan", {f"kubernetes.io/cluster/{CLUSTER}": "owned"}, kind="t3.large")
+    stopped = b.instance("orphan", {"eks:cluster-name": CLUSTER}, kind="t3.large")
     b.ec2.stop_instances(InstanceIds=[stopped])
     b.instance("decoys", {"eks:cluster-name": DECOY})
+    # the generic tags alone are no evidence on compute, even beside a FAILED EKS cluster of this name
+    b.instance("lookalikes", {f"kubernetes.io/cluster/{CLUSTER}": "owned", "KubernetesCluster": CLUSTER})
     result = orphans.search(make_ctx())
     assert found_keys(result) == set(world.orphans)
+    assert result.lookalikes == {EC2_INSTANCE: 1}
     assert result.cluster_status == "FAILED" and not result.cluster_alive
     by_id = {o.id: o for o in result.orphans}
     assert by_id[cluster].evidence == "EKS cluster prod itself (FAILED); tag kservectl.io/cluster=prod"
@@ -1098,6 +1108,7 @@ def test_a_failed_cluster_with_no_stacks_is_listed_and_priced_with_its_nodes(moc
     nodegroup = next(o for o in result.orphans if o.type == NODEGROUP)
     assert nodegroup.evidence == "a node group of EKS cluster prod; tag eks:cluster-name=prod"
     assert by_id[group].detail == "1 instances, desired 1"
+    assert by_id[group].evidence == "tag eks:cluster-name=prod"  # not kubernetes.io/cluster/prod=owned
     assert by_id[lone].monthly_cost == pytest.approx(0.192 * 730)  # m5.xlarge
     assert by_id[stopped].monthly_cost == 0.0 and by_id[stopped].cost_note.startswith("stopped: no instance-hours")
     assert [o.type for o in result.orphans][:2] == [NODEGROUP, AUTOSCALING_GROUP]
@@ -1152,3 +1163,135 @@ def test_a_bucket_whose_tags_cannot_be_read_is_reported_and_the_rest_still_found
     assert not result.complete
     assert result.errors == ["s3 buckets: could not read 1 bucket: acme-locked (AWS s3:GetBucketTagging failed "
                              "with AccessDenied: denied by the bucket policy)"]
+
+
+# --------------------------------------------------------------------------- compute and buckets: strict evidence
+
+
+def test_running_nodes_tagged_the_way_kops_tags_them_are_lookalikes_and_survive_yes(mock_aws):
+    """No EKS cluster, no eksctl stack: a kops / self-managed cluster also called prod. Its nodes
+    and their group carry ``KubernetesCluster`` and ``kubernetes.io/cluster/prod=owned``; even one
+    tagged ``eks:cluster-name=prod`` is no orphan where no EKS cluster of this name was."""
+    world = World()
+    b = Builder(world)
+    kops = {"KubernetesCluster": CLUSTER, f"kubernetes.io/cluster/{CLUSTER}": "owned"}
+    node = b.instance("lookalikes", {**kops, "Name": f"nodes.{CLUSTER}.k8s.local"})
+    b.autoscaling_group("lookalikes", f"nodes-{CLUSTER}-k8s-local", kops)
+    b.instance("lookalikes", {"eks:cluster-name": CLUSTER})
+    volume = b.volume("orphan", {"kservectl.io/cluster": CLUSTER})  # a real orphan: the deletion runs
+    ctx = make_ctx()
+    found = orphans.search(ctx)
+    assert found_keys(found) == set(world.orphans) == {(VOLUME, volume)}
+    assert found.lookalikes == {EC2_INSTANCE: 3, AUTOSCALING_GROUP: 1}
+    calls = record_calls(ctx)
+    report = orphans.delete(ctx, found.orphans, account_id=ACCOUNT, delete_data=True)
+    assert [(o.status, o.orphan.id) for o in report.outcomes] == [("deleted", volume)]
+    assert "ec2:TerminateInstances" not in mutating(calls)
+    assert "autoscaling:DeleteAutoScalingGroup" not in mutating(calls)
+    survivors = [(kind, rid) for kind, rid, name, region in world.lookalikes if exists(kind, rid, name, region)]
+    assert survivors == [(kind, rid) for kind, rid, _, _ in world.lookalikes]
+    state = client("ec2").describe_instances(InstanceIds=[node])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] == "running"
+
+
+def test_eks_tagged_nodes_are_orphans_only_once_an_eksctl_stack_or_the_eks_cluster_of_this_name_exists(mock_aws):
+    b = Builder(World())
+    node = b.instance("orphan", {"alpha.eksctl.io/cluster-name": CLUSTER})
+    group = b.autoscaling_group("orphan", f"eksctl-{CLUSTER}-nodegroup-ng-1-NodeGroup-ABC",
+                                {"alpha.eksctl.io/cluster-name": CLUSTER}, desired=0)
+    alone = orphans.search(make_ctx())
+    assert alone.orphans == [] and alone.lookalikes == {EC2_INSTANCE: 1, AUTOSCALING_GROUP: 1}
+    b.stack("orphan", f"eksctl-{CLUSTER}-cluster", eksctl_tags(CLUSTER), {"ServiceRole": "role"})
+    with_stack = orphans.search(make_ctx())
+    assert {(o.type, o.id) for o in with_stack.orphans if o.type in (EC2_INSTANCE, AUTOSCALING_GROUP)} == {
+        (EC2_INSTANCE, node), (AUTOSCALING_GROUP, group)}
+    assert EC2_INSTANCE not in with_stack.lookalikes
+
+
+def test_the_eks_cluster_of_this_name_also_makes_eks_tagged_nodes_orphans(mock_aws):
+    b = Builder(World())
+    node = b.instance("orphan", {"eks:cluster-name": CLUSTER})
+    b.eks_cluster("orphan", CLUSTER, {}, status="DELETING")
+    found = orphans.search(make_ctx())
+    assert (EC2_INSTANCE, node) in found_keys(found) and found.cluster_status == "DELETING"
+
+
+def test_a_bucket_is_this_clusters_only_by_the_kservectl_tag_and_no_other_is_emptied_or_deleted(mock_aws):
+    world = World()
+    b = Builder(world)
+    ours = b.bucket("orphan", "acme-ml-models", {"kservectl.io/cluster": CLUSTER}, objects=1)
+    for name, tags in {
+        "acme-loki-chunks": {"KubernetesCluster": CLUSTER},
+        "acme-thanos": {f"kubernetes.io/cluster/{CLUSTER}": "owned"},
+        "acme-eksctl-logs": {"alpha.eksctl.io/cluster-name": CLUSTER},
+        "acme-lb-logs": {"elbv2.k8s.aws/cluster": CLUSTER, "eks:cluster-name": CLUSTER},
+    }.items():
+        b.bucket("lookalikes", name, tags, objects=1)
+    b.bucket("decoys", "acme-prod-2-models", {"kservectl.io/cluster": DECOY}, objects=1)
+    ctx = make_ctx()
+    found = orphans.search(ctx)
+    assert [(o.id, o.evidence) for o in found.orphans] == [(ours, "tag kservectl.io/cluster=prod")]
+    assert found.lookalikes == {BUCKET: 4} and found.other_clusters == {BUCKET: 1}
+    report = orphans.delete(ctx, found.orphans, account_id=ACCOUNT, delete_data=True)
+    assert [(o.status, o.orphan.id) for o in report.outcomes] == [("deleted", ours)]
+    s3 = client("s3")
+    assert {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]} == {
+        name for _, _, name, _ in world.untouchable()}
+    for _, _, name, _ in world.untouchable():  # not emptied either
+        assert s3.list_object_versions(Bucket=name).get("Versions"), name
+
+
+def test_buckets_are_listed_paginated_so_that_aws_says_their_region_and_location_is_only_a_fallback(mock_aws):
+    b, e = Builder(World()), Builder(World(), ELSEWHERE)
+    ours = b.bucket("orphan", "acme-ml-models", {"kservectl.io/cluster": CLUSTER})
+    e.bucket("elsewhere", "acme-ml-models-east", {"kservectl.io/cluster": CLUSTER})
+    ctx = make_ctx()
+    s3 = ctx.aws.client("s3")
+    sent: list[dict[str, Any]] = []
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        sent.append(dict(params))
+
+    def regions(parsed: dict[str, Any], **_: Any) -> None:
+        # AWS: "For ListBuckets requests that express pagination, Amazon S3 will now return both the
+        # bucket names and associated AWS regions" (moto gives none: then GetBucketLocation is asked)
+        if sent and "MaxBuckets" in sent[-1]:
+            for bucket in parsed.get("Buckets", []):
+                bucket["BucketRegion"] = REGION
+
+    s3.meta.events.register("before-parameter-build.s3.ListBuckets", remember)
+    calls = record_calls(ctx)
+    fallback = orphans.search(ctx, only=("s3 buckets",))
+    assert [o.id for o in fallback.orphans] == [ours]
+    assert sent == [{"BucketRegion": REGION, "MaxBuckets": orphans.BUCKET_PAGE}]
+    assert [op for _, _, op in calls].count("GetBucketLocation") == 1  # no BucketRegion in moto's answer
+
+    s3.meta.events.register("after-call.s3.ListBuckets", regions)
+    calls.clear()
+    answered = orphans.search(ctx, only=("s3 buckets",))
+    assert [o.id for o in answered.orphans] == [ours]
+    assert "GetBucketLocation" not in [op for _, _, op in calls]
+
+
+def test_a_botocore_that_cannot_paginate_list_buckets_leaves_the_search_incomplete_not_crashed(
+        mock_aws, monkeypatch):
+    from botocore.exceptions import OperationNotPageableError
+
+    b = Builder(World())
+    volume = b.volume("orphan", {"kservectl.io/cluster": CLUSTER})
+    b.bucket("orphan", "acme-ml-models", {"kservectl.io/cluster": CLUSTER})
+    ctx = make_ctx()
+    s3 = ctx.aws.client("s3")
+    pageable = s3.get_paginator
+
+    def old_botocore(method: str) -> Any:  # S3 made ListBuckets pageable in August 2024; older botocores cannot
+        if method == "list_buckets":
+            raise OperationNotPageableError(operation_name=method)
+        return pageable(method)
+
+    monkeypatch.setattr(s3, "get_paginator", old_botocore)
+    result = orphans.search(ctx)
+    assert not result.complete
+    assert result.errors == ["s3 buckets: AWS s3:ListBuckets failed with OperationNotPageableError: Operation "
+                             "cannot be paginated: list_buckets"]
+    assert [o.id for o in result.orphans] == [volume]

@@ -714,8 +714,10 @@ def test_delete_asks_then_runs_eksctl_delete_cluster_wait(mock_aws, eks_kube, fa
     assert tool_calls(fake_tools, "eksctl") == [
         ["delete", "cluster", "-f", str(cluster.config_path(ctx)), "--wait"]]
     assert result["deleted"] is True and fake_tools.clusters() == []
-    assert "CloudWatch log group /aws/eks/ml/cluster" in result["left_behind"][0]
-    assert "`kservectl cleanup --orphans -c ml -r " in result["left_behind"][0]
+    assert result["left_behind"] == [
+        f"CloudWatch log group /aws/eks/ml/cluster (eksctl keeps it): `aws logs delete-log-group --region {REGION} "
+        f"--log-group-name /aws/eks/ml/cluster` deletes just it; `kservectl cleanup --orphans -c ml -r {REGION}` "
+        "(a dry run) lists everything else left behind"]
 
 
 def test_a_declined_confirmation_deletes_nothing(mock_aws, eks_kube, fake_tools):

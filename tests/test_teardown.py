@@ -390,7 +390,7 @@ def test_what_is_not_ours_survives_and_the_bucket_stays_without_delete_data(worl
     assert "aws DeleteBucket" not in world.timeline
 
 
-def test_the_control_plane_log_group_is_kept_with_the_exact_command_that_deletes_it(world):
+def test_the_control_plane_log_group_is_kept_with_the_command_that_deletes_just_it(world):
     logs = boto3.client("logs", region_name=REGION)
     for name in ("/aws/eks/prod/cluster", "/aws/eks/prod-2/cluster"):
         logs.create_log_group(logGroupName=name)  # EKS writes them; eksctl never deletes them
@@ -398,20 +398,21 @@ def test_the_control_plane_log_group_is_kept_with_the_exact_command_that_deletes
     report = teardown_with(world, world.context())
 
     assert report.ok, report.lines()
-    command = "kservectl cleanup --orphans --cluster prod --region us-west-2 --yes --account 123456789012"
+    delete = "aws logs delete-log-group --region us-west-2 --log-group-name /aws/eks/prod/cluster"
+    review = "kservectl cleanup --orphans --cluster prod --region us-west-2"
     kept = [k for k in report.kept if "/aws/eks/" in k]
-    assert kept == [f"CloudWatch log group /aws/eks/prod/cluster (eksctl keeps it): `{command}` deletes it"]
+    assert kept == [f"CloudWatch log group /aws/eks/prod/cluster (eksctl keeps it): `{delete}` deletes just it; "
+                    f"`{review}` (a dry run) lists everything else left behind"]
     assert f"kept: {kept[0]}" in report.lines()
+    # the orphans' --yes command deletes all that search finds (the Retain volumes too), never offered for this
+    assert not [line for line in report.lines() if "--orphans" in line and "--yes" in line]
     names = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/eks/")["logGroups"]]
     assert names == ["/aws/eks/prod-2/cluster", "/aws/eks/prod/cluster"]  # cleanup itself deleted neither
-    # ... and that command (the orphan search, once the cluster is gone) deletes ours and only ours
-    from kservectl import orphans
-
-    ctx = world.context()
-    found = orphans.search(ctx, account_id=ACCOUNT)
-    assert [(o.type, o.name) for o in found.orphans if o.type == orphans.LOG_GROUP] == [
-        (orphans.LOG_GROUP, "/aws/eks/prod/cluster")]
-    orphans.delete(ctx, found.orphans, account_id=ACCOUNT)
+    # ... and that command deletes ours and only ours (moto stands in for the AWS CLI: the same call)
+    argv = delete.split()
+    region, name = argv[argv.index("--region") + 1], argv[argv.index("--log-group-name") + 1]
+    assert argv[:3] == ["aws", "logs", "delete-log-group"]
+    boto3.client("logs", region_name=region).delete_log_group(logGroupName=name)
     names = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/eks/")["logGroups"]]
     assert names == ["/aws/eks/prod-2/cluster"]
 

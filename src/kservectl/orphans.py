@@ -14,7 +14,12 @@ read in parallel) and CloudWatch log groups. A resource is this cluster's only o
   cluster id), eksctl or kservectl put on what they create, naming this cluster exactly
   (``kubernetes.io/cluster/<name>=owned``, ``elbv2.k8s.aws/cluster``,
   ``alpha.eksctl.io/cluster-name``, ``eksctl.cluster.k8s.io/v1alpha1/cluster-name``,
-  ``kservectl.io/cluster``, ``cluster.k8s.amazonaws.com/name``, ... see ``NAME_TAGS``);
+  ``kservectl.io/cluster``, ``cluster.k8s.amazonaws.com/name``, ... see ``NAME_TAGS``); but for
+  instances, Auto Scaling groups and EKS node groups only the tags of EKS, eksctl and kservectl
+  (``COMPUTE_NAME_TAGS``: kops and self-managed clusters also tag their nodes
+  ``kubernetes.io/cluster/<name>=owned`` / ``KubernetesCluster``), and instances and Auto Scaling
+  groups only where an EKS cluster of this name still exists or an eksctl stack of it does; and
+  for S3 buckets only ``kservectl.io/cluster`` (every bucket's tags are read);
 - a record of the cluster's own CloudFormation stacks: a resource a stack of this cluster lists,
   or one CloudFormation tagged as created by such a stack;
 - a name EKS or eksctl derives from the cluster name: the ``/aws/eks/<name>/`` log groups and the
@@ -113,6 +118,15 @@ NAME_TAGS: tuple[str, ...] = (
     "eks:cluster-name",  # EKS managed node groups
     "KubernetesCluster",  # the legacy in-tree cloud provider
 )
+# Compute (EC2 instances, Auto Scaling groups, EKS managed node groups) is this cluster's only on
+# what EKS, eksctl and kservectl write: ``kubernetes.io/cluster/<name>=owned`` and
+# ``KubernetesCluster=<name>`` are on the nodes of kops and self-managed clusters too, so on
+# compute they only make a look-alike. And only where an EKS cluster of this name was: it still
+# exists (any state) or an eksctl stack of it does (``_Scan.compute_evidence``).
+COMPUTE_NAME_TAGS: tuple[str, ...] = (
+    iam.OWNER_TAG, "alpha.eksctl.io/cluster-name", "eksctl.cluster.k8s.io/v1alpha1/cluster-name",
+    "eks:cluster-name", "aws:eks:cluster-name",
+)
 # Tags that make a resource look related but prove nothing about which cluster owns it.
 HINT_TAGS: tuple[str, ...] = (
     "ebs.csi.aws.com/cluster", "CSIVolumeName", "kubernetes.io/created-for/pvc/name",
@@ -131,6 +145,7 @@ BUCKET_SIZE_PAGES = 10  # object-version pages (1000 each) listed to price a buc
 BUCKET_PREFIX = "kservectl-"  # what every bucket name kservectl derives starts with (phases/storage.py)
 BUCKET_TAG_READS = 1000  # at most this many buckets of the region have their tags read per search
 BUCKET_READERS = 8  # threads reading bucket tags at once
+BUCKET_PAGE = 1000  # ListBuckets MaxBuckets: a paginated request, so that AWS says each bucket's region
 ELB_TAG_BATCH = 20  # DescribeTags takes at most 20 load balancers / target groups
 S3_DELETE_BATCH = 1000
 LIVE_CLUSTER_STATES = frozenset({"ACTIVE", "CREATING", "UPDATING", "PENDING"})
@@ -197,6 +212,11 @@ def tag_evidence(tags: Mapping[str, str], cluster: str) -> Evidence:
         elif key in HINT_TAGS or key.startswith(AUTOSCALER_TAG_PREFIX):
             related = True
     return Evidence(tuple(ours), tuple(sorted(others)), related or shared or bool(others), shared)
+
+
+def ownership_tag(key: str) -> bool:
+    """Is ``key`` a tag that names an owning cluster (``kubernetes.io/cluster/*`` or a ``NAME_TAGS`` one)?"""
+    return key.startswith(CLUSTER_TAG_PREFIX) or key in NAME_TAGS
 
 
 def stack_name_pattern(cluster: str) -> re.Pattern[str]:
@@ -475,6 +495,7 @@ class _Stacks:
     ours: dict[str, str] = field(default_factory=dict)  # stack name -> evidence
     others: dict[str, str] = field(default_factory=dict)  # stack name -> the cluster it belongs to
     records: dict[str, str] = field(default_factory=dict)  # physical resource id -> our stack's name
+    eksctl: list[str] = field(default_factory=list)  # our stacks with a name eksctl gives this cluster
     cluster_status: str | None = None
     issuer: str | None = None
 
@@ -500,9 +521,13 @@ class _Scan:
         return iam.call(self.ctx, operation, fn, **kwargs)
 
     def items(self, operation: str, client: Any, method: str, key: str, **kwargs: Any) -> list[Any]:
-        paginator = client.get_paginator(method)
-        return self.call(operation, lambda: [item for page in paginator.paginate(**kwargs)
-                                             for item in page.get(key, [])])
+        def read() -> list[Any]:
+            # inside the call: a botocore that cannot paginate ``method`` (OperationNotPageableError)
+            # or does not know a parameter fails as an AwsError, which the search reports
+            paginator = client.get_paginator(method)
+            return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
+
+        return self.call(operation, read)
 
     def evidence(self, tags: Mapping[str, str], *, name: str = "", ids: Iterable[str] = ()) -> Evidence:
         """Tags, the records of this cluster's stacks, and whether the name mentions the cluster."""
@@ -523,6 +548,40 @@ class _Scan:
             else:
                 related = related or name_mentions(created_by, self.cluster)
         return Evidence(tuple(_unique(ours)), tuple(sorted(others)), related or bool(others), found.shared)
+
+    def trusted_evidence(self, tags: Mapping[str, str], trusted: Collection[str], *, name: str = "",
+                         ids: Iterable[str] = ()) -> Evidence:
+        """``evidence`` where, of the ownership tags, only the ``trusted`` ones make a resource
+        this cluster's (the stack rules still count). Every tag can still make it another
+        cluster's or shared; one that would have made it ours makes it a look-alike."""
+        full = self.evidence(tags, name=name, ids=ids)
+        kept = {key: value for key, value in tags.items() if key in trusted or not ownership_tag(key)}
+        strict = self.evidence(kept, name=name, ids=ids)
+        return Evidence(strict.ours, full.others, full.related or bool(full.ours), full.shared)
+
+    def eks_was_here(self) -> bool:
+        """Did an EKS cluster of this name live here? It still exists (any state: a live one is
+        refused by ``delete``), or an eksctl stack of it does."""
+        stacks = self.stacks()
+        return stacks.cluster_status is not None or bool(stacks.eksctl)
+
+    def compute_evidence(self, tags: Mapping[str, str], *, name: str = "", ids: Iterable[str] = ()) -> Evidence:
+        """Evidence for an instance or an Auto Scaling group: ``COMPUTE_NAME_TAGS`` or this
+        cluster's stacks, and only where an EKS cluster of this name was (else a look-alike)."""
+        evidence = self.trusted_evidence(tags, COMPUTE_NAME_TAGS, name=name, ids=ids)
+        if evidence.ours and not self.eks_was_here():
+            return dataclasses.replace(evidence, ours=(), related=True)
+        return evidence
+
+    def bucket_evidence(self, tags: Mapping[str, str], *, name: str) -> Evidence:
+        """A bucket is this cluster's only on ``kservectl.io/cluster=<cluster>`` (every bucket's
+        tags are read, so no other tag or record counts); another value makes it another
+        cluster's, any other ownership tag a look-alike (``kubernetes.io/cluster/*`` naming
+        another cluster, or ``=shared``, still keeps it apart)."""
+        full = self.evidence(tags, name=name)
+        owner = tags.get(iam.OWNER_TAG)
+        ours = (f"tag {iam.OWNER_TAG}={owner}",) if owner == self.cluster else ()
+        return Evidence(ours, full.others, full.related or bool(full.ours), full.shared)
 
     def orphan(self, kind: str, resource_id: str, evidence: Evidence, *, region: str | None = None,
                name: str = "", detail: str = "", cost: tuple[float | None, str] = (0.0, "no charge"),
@@ -580,6 +639,8 @@ def _find_stacks(ctx: Context, clients: dict[str, Any], account: str) -> _Stacks
                 result.others[name] = others[0]
             continue
         result.ours[name] = "; ".join(ours)
+        if pattern.match(name):
+            result.eksctl.append(name)
         rank = RANK[STACK] + 1 if name.endswith("-cluster") else RANK[STACK]
         result.found.orphans.append(scan.orphan(STACK, stack["StackId"], evidence, name=name, detail=status,
                                                 rank=rank))
@@ -785,7 +846,8 @@ def _find_eks(scan: _Scan) -> _Found:
         if described_ng is None:
             continue
         group = described_ng["nodegroup"]
-        ng_evidence = scan.evidence(group.get("tags") or {}, name=name, ids=(group["nodegroupArn"],))
+        ng_evidence = scan.trusted_evidence(group.get("tags") or {}, COMPUTE_NAME_TAGS, name=name,
+                                            ids=(group["nodegroupArn"],))
         ng_evidence = dataclasses.replace(ng_evidence,
                                           ours=(f"a node group of EKS cluster {scan.cluster}",) + ng_evidence.ours)
         if found.admit(NODEGROUP, ng_evidence):
@@ -799,7 +861,7 @@ def _find_eks(scan: _Scan) -> _Found:
 
 def _find_autoscaling_groups(scan: _Scan) -> _Found:
     """Auto Scaling groups of eksctl's unmanaged node groups and of EKS managed node groups (tagged
-    ``alpha.eksctl.io/cluster-name``, ``eks:cluster-name``, ``kubernetes.io/cluster/<name>=owned``)."""
+    ``alpha.eksctl.io/cluster-name``, ``eks:cluster-name``; see ``compute_evidence``)."""
     client = scan.clients["autoscaling"]
     found = _Found()
     for group in scan.items("autoscaling:DescribeAutoScalingGroups", client, "describe_auto_scaling_groups",
@@ -808,7 +870,7 @@ def _find_autoscaling_groups(scan: _Scan) -> _Found:
             continue
         name, arn = group["AutoScalingGroupName"], group["AutoScalingGroupARN"]
         tags = {t["Key"]: t.get("Value", "") for t in group.get("Tags") or []}
-        evidence = scan.evidence(tags, name=name, ids=(name, arn))
+        evidence = scan.compute_evidence(tags, name=name, ids=(name, arn))
         if found.admit(AUTOSCALING_GROUP, evidence):
             found.orphans.append(scan.orphan(
                 AUTOSCALING_GROUP, arn, evidence, name=name,
@@ -821,7 +883,7 @@ INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]  # not shutting-
 
 
 def _find_instances(scan: _Scan) -> _Found:
-    """EC2 instances: the nodes (eksctl and EKS tag them with the cluster's name)."""
+    """EC2 instances: the nodes (eksctl and EKS tag them with the cluster's name; see ``compute_evidence``)."""
     ec2 = scan.clients["ec2"]
     found = _Found()
     reservations = scan.items("ec2:DescribeInstances", ec2, "describe_instances", "Reservations",
@@ -829,7 +891,7 @@ def _find_instances(scan: _Scan) -> _Found:
     for instance in [i for r in reservations for i in r.get("Instances", [])]:
         instance_id = instance["InstanceId"]
         tags = iam.tag_dict(instance.get("Tags"))
-        evidence = scan.evidence(tags, name=tags.get("Name", ""), ids=(instance_id,))
+        evidence = scan.compute_evidence(tags, name=tags.get("Name", ""), ids=(instance_id,))
         if not found.admit(EC2_INSTANCE, evidence):
             continue
         kind, state = instance.get("InstanceType", ""), (instance.get("State") or {}).get("Name", "")
@@ -879,8 +941,10 @@ def _find_buckets(scan: _Scan) -> _Found:
     named = {storage.derive_bucket_name(scan.cluster, scan.account, scan.region)}
     if scan.ctx.config.storage.bucket:
         named.add(scan.ctx.config.storage.bucket)
-    listed = scan.items("s3:ListBuckets", s3, "list_buckets", "Buckets", BucketRegion=scan.region)
-    # BucketRegion is AWS's answer; where an endpoint gives none, GetBucketLocation is asked instead
+    # A paginated request (MaxBuckets): AWS says each bucket's BucketRegion only then; where it
+    # gives none (an older endpoint, an emulator), GetBucketLocation is asked instead
+    listed = scan.items("s3:ListBuckets", s3, "list_buckets", "Buckets", BucketRegion=scan.region,
+                        PaginationConfig={"PageSize": BUCKET_PAGE})
     regions = {b["Name"]: b.get("BucketRegion") for b in listed if b.get("BucketRegion") in (None, scan.region)}
 
     def likely(name: str) -> bool:
@@ -921,7 +985,7 @@ def _find_buckets(scan: _Scan) -> _Found:
         found.incomplete.append(f"s3 buckets: could not read {len(unreadable)} bucket{_s(len(unreadable))}: "
                                 + "; ".join(unreadable[:3]) + more)
     for name, tags in tags_of.items():
-        evidence = scan.evidence(tags, name=name, ids=(name, f"arn:{iam.partition(scan.region)}:s3:::{name}"))
+        evidence = scan.bucket_evidence(tags, name=name)
         if name in named and not evidence.ours and not evidence.others and not evidence.shared:
             evidence = Evidence(related=True)  # the name kservectl would give it, yet untagged: not enough
         if found.admit(BUCKET, evidence):
@@ -943,11 +1007,10 @@ def _bucket_region(constraint: str | None) -> str:
 def _bucket_size(scan: _Scan, bucket: str) -> tuple[int, bool]:
     """Bytes of every object version (a bounded listing: ``BUCKET_SIZE_PAGES`` pages)."""
     s3 = scan.clients["s3"]
-    paginator = s3.get_paginator("list_object_versions")
 
     def total() -> tuple[int, bool]:
         size = 0
-        for n, page in enumerate(paginator.paginate(Bucket=bucket), start=1):
+        for n, page in enumerate(s3.get_paginator("list_object_versions").paginate(Bucket=bucket), start=1):
             size += sum(v.get("Size", 0) for v in page.get("Versions", []))
             if n >= BUCKET_SIZE_PAGES and page.get("IsTruncated"):
                 return size, False
@@ -1428,8 +1491,8 @@ def _delete_bucket(ctx: Context, o: Orphan) -> str:
 
 def _empty_bucket(ctx: Context, s3: Any, write: Any, bucket: str) -> None:
     """Delete every object version and delete marker, and abort unfinished multipart uploads."""
-    paginator = s3.get_paginator("list_object_versions")
-    pages = aws.call("s3:ListObjectVersions", lambda: list(paginator.paginate(Bucket=bucket)))
+    pages = aws.call("s3:ListObjectVersions",
+                     lambda: list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket)))
     keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
             for page in pages for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
     for batch in _batches(keys, S3_DELETE_BATCH):

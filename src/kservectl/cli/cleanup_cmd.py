@@ -95,10 +95,12 @@ ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 def delete_command(ctx, account_id: str, config: Path | None) -> str:
     """The exact command that deletes what the dry run listed, pinned to the account it ran in."""
-    argv = ["kservectl", "cleanup", "--orphans", "--cluster", ctx.cluster, "--region", ctx.region]
-    if config is not None:
-        argv += ["--config", str(config)]
-    return shlex.join([*argv, "--yes", "--account", account_id])
+    return shlex.join([*_cleanup_argv(ctx, config, "--orphans"), "--yes", "--account", account_id])
+
+
+def _cleanup_argv(ctx, config: Path | None, *flags: str) -> list[str]:
+    argv = ["kservectl", "cleanup", *flags, "--cluster", ctx.cluster, "--region", ctx.region]
+    return argv + (["--config", str(config)] if config is not None else [])
 
 
 def _orphans(ctx, *, yes: bool, account: str | None, delete_data: bool, output: Output,
@@ -110,19 +112,24 @@ def _orphans(ctx, *, yes: bool, account: str | None, delete_data: bool, output: 
     from kservectl import orphans as lib
 
     found = lib.search(ctx, account_id=account)  # a pinned account is checked before anything is listed
-    command = delete_command(ctx, found.account_id, config)
+    # While the EKS cluster still runs, --yes refuses (ClusterStillRunning): no command to print then
+    command = delete_command(ctx, found.account_id, config) if found.orphans and not found.cluster_alive else None
     if not yes:
         def draw() -> None:
             for line in found.lines():
                 typer.echo(line)
-            if found.orphans:
+            if found.orphans and found.cluster_alive:
+                typer.echo(f"Dry run: nothing was deleted. No delete command: EKS cluster {ctx.cluster} still runs "
+                           f"({found.cluster_status}), so `--yes` would refuse. Tear it down with "
+                           f"`{shlex.join(_cleanup_argv(ctx, config))}`, then run this dry run again.")
+            elif command:
                 what = "it" if len(found.orphans) == 1 else f"these {len(found.orphans)}"
                 typer.echo(f"Dry run: nothing was deleted. To delete {what} in account {found.account_id}, run:")
                 typer.echo(f"  {command}")
                 if any(o.holds_data for o in found.orphans):
                     typer.echo("  (add --delete-data to delete the S3 bucket and the data in it too)")
 
-        emit({**found.as_dict(), "delete_command": command if found.orphans else None}, output, table=draw)
+        emit({**found.as_dict(), "delete_command": command}, output, table=draw)
         return
     if output is Output.table:
         for line in found.lines():

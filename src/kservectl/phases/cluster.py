@@ -705,9 +705,10 @@ def delete(ctx: Context, *, confirm: Confirm | None = None) -> dict[str, Any]:
         if kubeconfig.is_file():
             kubeconfig.unlink()
             result["actions"].append(f"removed the stale kubeconfig {kubeconfig}")
-        result["left_behind"] = [f"CloudWatch log group /aws/eks/{ctx.cluster}/cluster (eksctl keeps it; "
-                                 f"`kservectl cleanup --orphans -c {ctx.cluster} -r {ctx.region}` lists it with "
-                                 "the command that deletes it)"]
+        result["left_behind"] = [f"CloudWatch log group /aws/eks/{ctx.cluster}/cluster (eksctl keeps it): `aws logs "
+                                 f"delete-log-group --region {ctx.region} --log-group-name "
+                                 f"/aws/eks/{ctx.cluster}/cluster` deletes just it; `kservectl cleanup --orphans "
+                                 f"-c {ctx.cluster} -r {ctx.region}` (a dry run) lists everything else left behind"]
     return result
 
 

@@ -27,8 +27,9 @@ does not delete PVCs at all); a VPC then fails to delete while they hold ENIs. S
    and IAM policy;
 9. ``cluster``: ``cluster.delete`` (``eksctl delete cluster --wait``); the control-plane log group
    ``/aws/eks/<name>/cluster`` that eksctl keeps is kept too (audit logs outlive the cluster on
-   purpose) and, when it exists, reported with the ``cleanup --orphans --yes --account <id>``
-   command that deletes it;
+   purpose) and, when it exists, reported with the ``aws logs delete-log-group`` command that
+   deletes just it, and the ``cleanup --orphans`` dry run that lists everything else left behind
+   (not its ``--yes`` command: that deletes all it finds, e.g. the volumes of Retain PVs kept here);
 10. ``storage``: ``storage.delete``, kservectl's IAM roles and policies, and the S3 bucket only
     with ``delete_data``.
 
@@ -313,9 +314,10 @@ class Report:
     def orphans_command(self) -> str:
         return f"kservectl cleanup --orphans --cluster {self.cluster} --region {self.region}"
 
-    def delete_orphans_command(self) -> str:
-        """The command that deletes what ``orphans_command`` lists, pinned to this account."""
-        return f"{self.orphans_command()} --yes --account {self.account_id}"
+    def log_group_delete_command(self) -> str:
+        """The command that deletes the kept control-plane log group, and nothing else."""
+        return (f"aws logs delete-log-group --region {self.region} --log-group-name "
+                f"{LOG_GROUP.format(cluster=self.cluster)}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "region": self.region, "account_id": self.account_id,
@@ -474,9 +476,12 @@ def tasks(ctx: Context, pre: Preflight, *, delete_data: bool, report: Report) ->
     def run_cluster() -> list[str]:
         result = cluster.delete(ctx)
         for item in result.get("left_behind") or []:
-            if LOG_GROUP.format(cluster=ctx.cluster) in item and not log_group_exists(ctx):
-                continue  # control-plane logging was off: there is no log group to keep
-            report.kept.append(f"{item}: `{report.delete_orphans_command()}` deletes it")
+            if LOG_GROUP.format(cluster=ctx.cluster) not in item:
+                report.kept.append(item)
+            elif log_group_exists(ctx):  # none when control-plane logging was off: nothing to keep
+                report.kept.append(f"CloudWatch log group {LOG_GROUP.format(cluster=ctx.cluster)} (eksctl keeps "
+                                   f"it): `{report.log_group_delete_command()}` deletes just it; "
+                                   f"`{report.orphans_command()}` (a dry run) lists everything else left behind")
         return result["actions"]
 
     def preview_cluster() -> list[str]:
