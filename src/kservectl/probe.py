@@ -21,6 +21,7 @@ so any model can be tested, not only the example. Provider-agnostic: no Kubernet
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -317,39 +318,23 @@ def _metadata(http: Any, target: Target) -> tuple[Check, dict | None]:
 
 def _infer(http: Any, target: Target, payload: Payload | None) -> Check:
     path = f"/v2/models/{target.model}/infer"
-    check = Check("infer (V2)", "POST", path)
-    if payload is None:
-        check.detail = "no request could be built (no input example, signature or metadata inputs)"
-        return check
-    check.rows_sent = payload.n_rows
-    response, latency, error = _timed(http, "POST", target.endpoint(path), json=payload.v2_body())
-    check.latency_ms = round(latency, 1)
-    if response is None:
-        check.detail = f"cannot connect: {error}"
-        return check
-    check.status = response.status_code
-    if response.status_code != 200:
-        check.detail = _error_text(response)
-        return check
-    try:
-        check.predictions = count_v2_predictions(response.json())
-    except ValueError:
-        check.detail = "the answer is not JSON"
-        return check
-    check.ok = check.predictions == check.rows_sent
-    if not check.ok:
-        check.detail = f"{check.predictions} predictions for {check.rows_sent} rows"
-    return check
+    return _predict(http, target, Check("infer (V2)", "POST", path), payload,
+                    body=lambda p: p.v2_body(), count=count_v2_predictions)
 
 
 def _invocations(http: Any, target: Target, payload: Payload | None) -> Check:
-    check = Check("invocations", "POST", "/invocations")
+    return _predict(http, target, Check("invocations", "POST", "/invocations"), payload,
+                    body=lambda p: p.invocations_body(), count=count_invocation_predictions)
+
+
+def _predict(http: Any, target: Target, check: Check, payload: Payload | None, *,
+             body: Callable[[Payload], Any], count: Callable[[Any], int]) -> Check:
+    """POST the rows to ``check.path``: ok when the answer has one prediction per row."""
     if payload is None:
         check.detail = "no request could be built (no input example, signature or metadata inputs)"
         return check
     check.rows_sent = payload.n_rows
-    response, latency, error = _timed(http, "POST", target.endpoint("/invocations"),
-                                      json=payload.invocations_body())
+    response, latency, error = _timed(http, "POST", target.endpoint(check.path), json=body(payload))
     check.latency_ms = round(latency, 1)
     if response is None:
         check.detail = f"cannot connect: {error}"
@@ -359,7 +344,7 @@ def _invocations(http: Any, target: Target, payload: Payload | None) -> Check:
         check.detail = _error_text(response)
         return check
     try:
-        check.predictions = count_invocation_predictions(response.json())
+        check.predictions = count(response.json())
     except ValueError:
         check.detail = "the answer is not JSON"
         return check
