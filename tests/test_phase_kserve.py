@@ -2,7 +2,8 @@
 
 The cluster is the Kubernetes emulator with the test acting as the controllers (Deployment
 rollouts, webhook endpoints, the AWS Load Balancer Controller giving the gateway Service an NLB in
-moto's ELBv2) and as what `helm install` and `kubectl apply -f <release manifest>` would create.
+moto's ELBv2) and as what `helm install` and `kubectl apply -f <release manifest>` would create
+(tests/support/charts.py, shared with the `up` sandbox).
 helm itself is the recording fake (its flags checked against helm 4.1.4's), the real helm where
 it runs offline; kubectl URLs cannot be fetched here, so kubectl is simulated.
 """
@@ -34,6 +35,7 @@ from kservectl.phases import kserve
 from kservectl.phases.base import LiveValues
 from kservectl.runner import DryRunRunner, Runner, RunResult
 from kservectl.settings import Backoff, Settings, WaitDeadlines
+from support.charts import Charts
 from support.fake_tools import offline_helm_env
 from support.golden import assert_golden
 
@@ -79,13 +81,14 @@ class HookClock(FakeClock):
             hook(len(self.sleeps))
 
 
-class FakeCluster:
-    """What helm and kubectl would create, and the controllers: Deployments become Available,
-    webhook endpoints get ready, the AWS Load Balancer Controller gives LoadBalancer Services an
-    NLB in moto (with its finalizer) and deletes it when the Service goes."""
+class FakeCluster(Charts):
+    """What helm and kubectl would create and remove (``support.charts``), and the controllers:
+    Deployments become Available, webhook endpoints get ready, Knative's default-domain Job runs,
+    the AWS Load Balancer Controller gives LoadBalancer Services an NLB in moto (with its
+    finalizer) and deletes it when the Service goes."""
 
     def __init__(self, kube, elbv2, subnets: list[str]) -> None:
-        self.kube = kube
+        super().__init__(kube)
         self.elbv2 = elbv2
         self.subnets = subnets
         self.deployment_delay = 0.05
@@ -180,177 +183,53 @@ class FakeCluster:
         time.sleep(0.1)
         self._new_nlb(namespace, name, scheme)
 
-    # -- what helm and kubectl create ----------------------------------------------------------
-    def apply(self, obj: dict) -> None:
-        meta = obj["metadata"]
-        if self.kube.find(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is None:
-            self.kube.create(obj)
-        else:
-            self.kube.patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
-                            {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")})
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
-        self.kube.delete(api_version, kind, name, namespace, missing_ok=True)
-
-    def crd(self, name: str, labels: dict | None = None) -> None:
-        plural, group = name.split(".", 1)
-        self.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                    "metadata": {"name": name, "labels": labels or {}},
-                    "spec": {"group": group, "scope": "Namespaced",
-                             "names": {"plural": plural, "kind": plural.capitalize()[:-1]},
-                             "versions": [{"name": "v1", "served": True, "storage": True}]}})
-
-    def deployment(self, name: str, namespace: str, labels: dict | None = None) -> None:
-        self.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                             "template": {"metadata": {"labels": {"app": name}},
-                                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
-
-    def webhook(self, name: str, namespace: str) -> None:
-        self.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-                    "spec": {"ports": [{"port": 443}]}})
-        ready = self.webhook_ready_after.get(name, 0.0)
-        key = "notReadyAddresses" if ready else "addresses"
-        self.apply({"apiVersion": "v1", "kind": "Endpoints",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "subsets": [{key: [{"ip": "10.0.0.9"}], "ports": [{"port": 10250}]}]})
-        if ready and ready != float("inf"):
+    # -- what helm and kubectl create (support.charts), and the default-domain Job's run ------------
+    def webhook(self, name: str, namespace: str, *, ready: bool = True) -> None:
+        """The webhook, ready after ``webhook_ready_after[name]`` seconds (inf: never)."""
+        after = self.webhook_ready_after.get(name, 0.0)
+        super().webhook(name, namespace, ready=ready and not after)
+        if after and after != float("inf"):
             def later() -> None:
-                time.sleep(ready)
-                ready_subset = {"addresses": [{"ip": "10.0.0.9"}], "ports": [{"port": 10250}]}
-                self.kube.patch("v1", "Endpoints", name, namespace, {"subsets": [ready_subset]})
+                time.sleep(after)
+                self.webhook_ready(name, namespace)
             threading.Thread(target=self._guard, args=(later,), daemon=True).start()
 
     def helm(self, argv: list[str]) -> None:
         if argv[1] == "upgrade":
-            name, namespace = argv[3], argv[argv.index("--namespace") + 1]
-            values = {}
-            if "--values" in argv:
-                values = yaml.safe_load(Path(argv[argv.index("--values") + 1]).read_text()) or {}
-            self.log.append(f"helm install {name}")
-            self.kube.ensure_namespace(namespace)
-            self._chart(name, namespace, values)
+            self.log.append(f"helm install {argv[3]}")
+            self.install_argv(argv[1:])
         elif argv[1] == "uninstall":
             self.log.append(f"helm uninstall {argv[2]}")
-            self._remove_chart(argv[2], argv[argv.index("--namespace") + 1])
-
-    def _chart(self, name: str, namespace: str, values: dict) -> None:
-        if name == "cert-manager":
-            for crd in kserve.CERT_MANAGER_CRDS:
-                self.crd(crd)
-            for dep in kserve.CERT_MANAGER_DEPLOYMENTS:
-                self.deployment(dep, namespace)
-            self.webhook(kserve.CERT_MANAGER_WEBHOOK, namespace)
-        elif name == "kservectl-metrics-server":
-            self.deployment(name, namespace, {"app.kubernetes.io/name": "metrics-server"})
-        elif name == "kserve-crd":
-            for crd in kserve.KSERVE_CRDS:
-                self.crd(crd)
-        elif name == "kserve":
-            self.deployment("kserve-controller-manager", namespace)
-            self.webhook(kserve.KSERVE_WEBHOOK, namespace)
-            mode = values["kserve"]["controller"]["deploymentMode"]
-            self.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "inferenceservice-config", "namespace": namespace},
-                        "data": {"deploy": json.dumps({"defaultDeploymentMode": mode})}})
-        elif name == "kserve-runtime-configs":
-            mlserver = values["kserve"]["servingruntime"]["mlserver"]
-            self.apply({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
-                        "metadata": {"name": "kserve-mlserver"},
-                        "spec": {"containers": [{"name": "kserve-container",
-                                                 "image": f"{mlserver['image']}:{mlserver['tag']}"}]}})
-
-    def _remove_chart(self, name: str, namespace: str) -> None:
-        if name == "cert-manager":
-            for dep in kserve.CERT_MANAGER_DEPLOYMENTS:
-                self.delete("apps/v1", "Deployment", dep, namespace)
-        elif name == "kserve":
-            self.delete("apps/v1", "Deployment", "kserve-controller-manager", namespace)
-            self.delete("v1", "ConfigMap", "inferenceservice-config", namespace)
-        elif name == "kserve-crd":
-            for crd in kserve.KSERVE_CRDS:
-                self.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
-        elif name == "kserve-runtime-configs":
-            self.delete("serving.kserve.io/v1alpha1", "ClusterServingRuntime", "kserve-mlserver")
-        elif name == "kservectl-metrics-server":
-            self.delete("apps/v1", "Deployment", name, namespace)
+            self.uninstall(argv[2], argv[argv.index("--namespace") + 1])
 
     def kubectl(self, argv: list[str]) -> None:
         url = argv[argv.index("-f") + 1]
         file = url.rsplit("/", 1)[1]
-        version = re.search(r"knative-v([\d.]+)/", url).group(1)
-        labels = {"app.kubernetes.io/version": version, "app.kubernetes.io/name": "knative-serving"}
         verb = argv[3]
         self.log.append(f"kubectl {verb} {file}")
         if verb == "delete":
-            self._kubectl_delete(file)
+            self.delete_manifest(url)
             return
-        if file == "serving-crds.yaml":
-            for crd in kserve.KNATIVE_CRDS:
-                self.crd(crd, {**labels, "knative.dev/crd-install": "true"})
-        elif file == "serving-core.yaml":
-            self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "knative-serving",
-                                                                              "labels": labels}})
-            for dep in ("activator", "autoscaler", "controller", "webhook"):
-                self.deployment(dep, "knative-serving", labels)
-            for cm in ("config-network", "config-domain"):
-                if self.kube.find("v1", "ConfigMap", cm, "knative-serving") is None:
-                    self.kube.create({"apiVersion": "v1", "kind": "ConfigMap",
-                                      "metadata": {"name": cm, "namespace": "knative-serving"},
-                                      "data": {"_example": "# the upstream example block"}})
-        elif file == "kourier.yaml":
-            self.kube.ensure_namespace("kourier-system")
-            self.service_when_kourier_applied = self.kube.find("v1", "Service", "kourier", "kourier-system")
-            self.deployment("3scale-kourier-gateway", "kourier-system", labels)
-            self.deployment("net-kourier-controller", "knative-serving", labels)
-            manifest_ports = [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-                              {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]
-            current = self.service_when_kourier_applied
-            if current is None:
-                self.kube.create({"apiVersion": "v1", "kind": "Service",
-                                  "metadata": {"name": "kourier", "namespace": "kourier-system",
-                                               "labels": labels},
-                                  "spec": {"type": "LoadBalancer", "ports": manifest_ports,
-                                           "selector": {"app": "3scale-kourier-gateway"}}})
-            else:  # kubectl apply merges the manifest's ports into the live ones by port number
-                by_port = {p["port"]: p for p in current["spec"]["ports"]}
-                by_port.update({p["port"]: p for p in manifest_ports})
-                self.kube.patch("v1", "Service", "kourier", "kourier-system",
-                                {"metadata": {"labels": labels}, "spec": {"ports": list(by_port.values())}})
-        elif file == "serving-default-domain.yaml":
-            self.kube.create({"apiVersion": "batch/v1", "kind": "Job",
-                              "metadata": {"name": "default-domain", "namespace": "knative-serving"},
-                              "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                                             "containers": [{"name": "d", "image": "x"}]}}}})
-
-            def job() -> None:
-                time.sleep(0.1)
-                if self.job_outcome == "never":
-                    self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving",
-                                           {"active": 1})
-                    return
-                if self.job_outcome == "failed":
-                    failed = {"failed": 7, "conditions": [
-                        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                         "message": "Job has reached the specified backoff limit"}]}
-                    self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", failed)
-                    return
-                self.kube.patch("v1", "ConfigMap", "config-domain", "knative-serving",
-                                {"data": {"203.0.113.7.sslip.io": ""}})
-                complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-                self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", complete)
-            threading.Thread(target=self._guard, args=(job,), daemon=True).start()
-
-    def _kubectl_delete(self, file: str) -> None:
         if file == "kourier.yaml":
-            self.delete("v1", "Service", "kourier-internal", "kourier-system")
-            self.delete("v1", "Namespace", "kourier-system")
-        elif file == "serving-core.yaml":
-            self.delete("v1", "Namespace", "knative-serving")
-        elif file == "serving-crds.yaml":
-            for crd in kserve.KNATIVE_CRDS:
-                self.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
+            self.service_when_kourier_applied = self.kube.find("v1", "Service", "kourier", "kourier-system")
+        self.apply_manifest(url)
+        if file == "serving-default-domain.yaml":
+            threading.Thread(target=self._guard, args=(self._default_domain_job,), daemon=True).start()
+
+    def _default_domain_job(self) -> None:
+        time.sleep(0.1)
+        if self.job_outcome == "never":
+            self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", {"active": 1})
+            return
+        if self.job_outcome == "failed":
+            failed = {"failed": 7, "conditions": [
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                 "message": "Job has reached the specified backoff limit"}]}
+            self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", failed)
+            return
+        self.kube.patch("v1", "ConfigMap", "config-domain", "knative-serving", {"data": {"203.0.113.7.sslip.io": ""}})
+        complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+        self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", complete)
 
 
 class ClusterRunner(Runner):

@@ -8,7 +8,8 @@ stand-ins, with the test acting as AWS's control planes and as the cluster's con
 * Kubernetes: the emulator (``kube`` fixture) over real HTTP. The sandbox creates what eksctl,
   helm and ``kubectl apply -f <release URL>`` would create (Nodes, the gp2 StorageClass, IRSA
   ServiceAccounts, charts' Deployments, CRDs, webhook Services with ready Endpoints, Knative's
-  and Kourier's objects) and acts as the controllers: Deployments become Available, PVCs Bound,
+  and Kourier's objects: the charts' and manifests' from ``support.charts``, shared with the
+  kserve phase's tests) and acts as the controllers: Deployments become Available, PVCs Bound,
   the AWS Load Balancer Controller gives LoadBalancer Services an NLB in moto's ELBv2, KServe
   makes InferenceServices Ready, MLflow answers ``/health`` through the service proxy (answered
   at the client: kmock's routing rules re-scan every past request, so long runs would slow down).
@@ -41,7 +42,6 @@ import _thread
 import contextlib
 import json
 import os
-import re
 import shutil
 import stat
 import sys
@@ -57,6 +57,7 @@ import yaml
 from kservectl import aws as aws_mod
 from kservectl.phases import kserve
 from kservectl.settings import Backoff, HttpTimeouts, Settings, ToolTimeouts, WaitDeadlines
+from support.charts import Charts
 
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
@@ -185,6 +186,7 @@ class Sandbox:
         import boto3
 
         self.kube = kube
+        self.charts = Charts(kube)
         self.tools = fake_tools
         self.monkeypatch = monkeypatch
         self.tmp = tmp
@@ -505,14 +507,9 @@ class Sandbox:
         elif tool == "eksctl" and args[:2] == ["create", "iamserviceaccount"]:
             self._iam_service_account(args, config)
         elif tool == "helm" and args[:2] == ["upgrade", "--install"]:
-            namespace = args[args.index("--namespace") + 1]
-            values = {}
-            if "--values" in args:
-                values = yaml.safe_load(Path(args[args.index("--values") + 1]).read_text()) or {}
-            self.kube.ensure_namespace(namespace)
-            self._chart(args[2], namespace, values)
+            self.charts.install_argv(args)
         elif tool == "kubectl" and "apply" in args:
-            self._manifest(args[args.index("-f") + 1])
+            self.charts.apply_manifest(args[args.index("-f") + 1])
 
     def control_plane(self, config_file: Path) -> None:
         """What CloudFormation makes of ``eksctl create cluster`` first: the VPC and the ACTIVE
@@ -588,108 +585,10 @@ class Sandbox:
                                   Tags=[{"Key": "alpha.eksctl.io/cluster-name", "Value": cluster}])
             found = self.cfn.describe_stacks(StackName=stack)["Stacks"][0]
         role = next(o["OutputValue"] for o in found["Outputs"] if o["OutputKey"] == "Role1")
-        self.apply({"apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": name, "namespace": namespace,
-                                 "labels": {"app.kubernetes.io/managed-by": "eksctl"},
-                                 "annotations": {"eks.amazonaws.com/role-arn": role}}})
-
-    def apply(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        if self.kube.find(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")) is None:
-            self.kube.create(obj)
-        else:
-            self.kube.patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
-                            {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")})
-
-    def _crd(self, name: str, labels: dict[str, str] | None = None) -> None:
-        plural, group = name.split(".", 1)
-        self.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                    "metadata": {"name": name, "labels": labels or {}},
-                    "spec": {"group": group, "scope": "Namespaced",
-                             "names": {"plural": plural, "kind": plural.capitalize()[:-1]},
-                             "versions": [{"name": "v1", "served": True, "storage": True}]}})
-
-    def _deployment(self, name: str, namespace: str, labels: dict[str, str] | None = None) -> None:
-        self.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                             "template": {"metadata": {"labels": {"app": name}},
-                                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
-
-    def _webhook(self, name: str, namespace: str) -> None:
-        self.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-                    "spec": {"ports": [{"port": 443}]}})
-        self.apply({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": namespace},
-                    "subsets": [{"addresses": [{"ip": "10.0.0.9"}], "ports": [{"port": 9443}]}]})
-
-    def _chart(self, release: str, namespace: str, values: dict[str, Any]) -> None:
-        from kservectl.phases import alb, autoscaler
-
-        if release == autoscaler.RELEASE:
-            self._deployment(autoscaler.DEPLOYMENT, namespace)
-        elif release == alb.RELEASE:
-            self._deployment(alb.DEPLOYMENT, namespace)
-            self._webhook(alb.WEBHOOK_SERVICE, namespace)
-        elif release == "cert-manager":
-            for crd in kserve.CERT_MANAGER_CRDS:
-                self._crd(crd)
-            for dep in kserve.CERT_MANAGER_DEPLOYMENTS:
-                self._deployment(dep, namespace)
-            self._webhook(kserve.CERT_MANAGER_WEBHOOK, namespace)
-        elif release == "kservectl-metrics-server":
-            self._deployment(release, namespace, {"app.kubernetes.io/name": "metrics-server"})
-        elif release == "kserve-crd":
-            for crd in kserve.KSERVE_CRDS:
-                self._crd(crd)
-        elif release == "kserve":
-            self._deployment("kserve-controller-manager", namespace)
-            self._webhook(kserve.KSERVE_WEBHOOK, namespace)
-            mode = values["kserve"]["controller"]["deploymentMode"]
-            self.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "inferenceservice-config", "namespace": namespace},
-                        "data": {"deploy": json.dumps({"defaultDeploymentMode": mode})}})
-        elif release == "kserve-runtime-configs":
-            mlserver = values["kserve"]["servingruntime"]["mlserver"]
-            self.apply({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
-                        "metadata": {"name": "kserve-mlserver"},
-                        "spec": {"containers": [{"name": "kserve-container",
-                                                 "image": f"{mlserver['image']}:{mlserver['tag']}"}]}})
-
-    def _manifest(self, url: str) -> None:
-        file = url.rsplit("/", 1)[1]
-        version = re.search(r"knative-v([\d.]+)/", url).group(1)
-        labels = {"app.kubernetes.io/version": version, "app.kubernetes.io/name": "knative-serving"}
-        if file == "serving-crds.yaml":
-            for crd in kserve.KNATIVE_CRDS:
-                self._crd(crd, {**labels, "knative.dev/crd-install": "true"})
-        elif file == "serving-core.yaml":
-            self.apply({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": kserve.KNATIVE_NS, "labels": labels}})
-            for dep in ("activator", "autoscaler", "controller", "webhook"):
-                self._deployment(dep, kserve.KNATIVE_NS, labels)
-            for cm in ("config-network", "config-domain"):
-                if self.kube.find("v1", "ConfigMap", cm, kserve.KNATIVE_NS) is None:
-                    self.kube.create({"apiVersion": "v1", "kind": "ConfigMap",
-                                      "metadata": {"name": cm, "namespace": kserve.KNATIVE_NS},
-                                      "data": {"_example": "# the upstream example block"}})
-        elif file == "kourier.yaml":
-            self.kube.ensure_namespace(kserve.KOURIER_NS)
-            self._deployment("3scale-kourier-gateway", kserve.KOURIER_NS, labels)
-            self._deployment("net-kourier-controller", kserve.KNATIVE_NS, labels)
-            ports = [{"name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080},
-                     {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443}]
-            current = self.kube.find("v1", "Service", kserve.GATEWAY, kserve.KOURIER_NS)
-            if current is None:
-                self.kube.create({"apiVersion": "v1", "kind": "Service",
-                                  "metadata": {"name": kserve.GATEWAY, "namespace": kserve.KOURIER_NS,
-                                               "labels": labels},
-                                  "spec": {"type": "LoadBalancer", "ports": ports,
-                                           "selector": {"app": "3scale-kourier-gateway"}}})
-            else:  # kubectl apply merges the manifest's ports into the live ones by port number
-                by_port = {p["port"]: p for p in current["spec"]["ports"]}
-                by_port.update({p["port"]: p for p in ports})
-                self.kube.patch("v1", "Service", kserve.GATEWAY, kserve.KOURIER_NS,
-                                {"metadata": {"labels": labels}, "spec": {"ports": list(by_port.values())}})
+        self.charts.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                           "metadata": {"name": name, "namespace": namespace,
+                                        "labels": {"app.kubernetes.io/managed-by": "eksctl"},
+                                        "annotations": {"eks.amazonaws.com/role-arn": role}}})
 
     # -- controllers -----------------------------------------------------------------------------------------
     def _status(self, obj: dict[str, Any], status: dict[str, Any]) -> None:
