@@ -1020,10 +1020,11 @@ def test_uninstall_delete_data_exits_2_naming_the_service_that_still_loads_from_
     assert cli("mlflow", "install").exit_code == 0
     live_service(cluster, "wine", ARTIFACT)
     before = versions(s3)
-    result = cli("mlflow", "uninstall", "--delete-data", "--yes")
-    assert result.exit_code == 2
-    assert result.stderr.startswith("Error: refusing to delete MLflow's artifacts under ")
-    assert f"wine (storageUri {ARTIFACT})" in result.stderr and "`kservectl serve delete NAME`" in result.stderr
+    for args in (("--yes",), ()):  # without --yes the refusal comes before any question
+        result = cli("mlflow", "uninstall", "--delete-data", *args)
+        assert result.exit_code == 2
+        assert result.stderr.startswith("Error: refusing to delete MLflow's artifacts under ")
+        assert f"wine (storageUri {ARTIFACT})" in result.stderr and "`kservectl serve delete NAME`" in result.stderr
     assert versions(s3) == before and cluster.find("apps/v1", "Deployment", "mlflow", NS) is not None
 
 

@@ -99,6 +99,7 @@ def uninstall(
         cluster=cluster, region=region, config=config, dry_run=dry_run, command="mlflow uninstall"
     )
     if delete_data and not dry_run:
+        mlflow.check_delete_artifacts(ctx)  # a refusal comes before the question, not after the yes
         confirm(
             f"Delete MLflow's data in cluster {ctx.cluster} (the PVC with every run, model version and "
             "user, and MLflow's artifacts in S3: logged models, including those served)?",

@@ -1121,6 +1121,16 @@ def delete_artifact_data(ctx: Context, data: ArtifactData) -> int:
     return done
 
 
+def check_delete_artifacts(ctx: Context) -> None:
+    """Read-only, before anyone is asked to confirm: the refusals ``uninstall(delete_artifacts=True)``
+    would make (a bucket not tagged for this cluster, an InferenceService loading from MLflow's
+    artifacts). ``uninstall`` checks again before it deletes."""
+    dep = ctx.kube.get("apps/v1", "Deployment", NAME, ctx.config.namespaces.mlflow)
+    location = artifact_location(ctx, dep)
+    check_artifact_bucket(ctx, location[0])
+    check_not_served(ctx, *location)
+
+
 def uninstall(ctx: Context, *, delete_data: bool = False, delete_artifacts: bool = False) -> dict[str, Any]:
     """Remove the server. Keeps the PVC (runs, registry, user store), the auth Secret that goes
     with it and the namespace holding them unless ``delete_data``, and MLflow's artifacts in S3
