@@ -105,6 +105,25 @@ def test_ctrl_c_interrupts_the_running_tasks_and_reports_them_interrupted():
     assert outcome.interrupted and outcome.states == {"waits": "interrupted", "next": "not started"}
 
 
+def test_a_real_sigint_is_counted_by_a_handler_while_tasks_run_and_the_default_comes_back_after():
+    import os
+    import signal
+
+    seen: list[Any] = []
+
+    def work(node: Node) -> None:
+        seen.append(signal.getsignal(signal.SIGINT))  # (read from a worker thread: no exception can land here)
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        for _ in range(1500):
+            time.sleep(0.01)
+
+    before = signal.getsignal(signal.SIGINT)
+    outcome = up.schedule([Node("waits")], work, grace=5.0)
+    assert outcome.interrupted and outcome.states == {"waits": "interrupted"}
+    assert seen[0] is not before  # a handler counted the press: no KeyboardInterrupt can be lost
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_a_graph_with_an_unknown_need_or_a_cycle_is_refused_before_anything_runs():
     work = Recorder()
     with pytest.raises(ValueError, match="task a needs unknown task"):

@@ -35,6 +35,7 @@ import dataclasses
 import queue
 import re
 import shlex
+import signal
 import threading
 import time
 from collections import deque
@@ -297,9 +298,10 @@ class Outcome:
 def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: int = 4,
              grace: float = 20.0) -> Outcome:
     """Run ``work(node)`` for every node once all its ``needs`` are done, at most ``max_workers``
-    at a time. The first failure stops scheduling; running nodes finish. Ctrl-C (KeyboardInterrupt
-    in the calling thread) interrupts the running nodes' threads and waits up to ``grace`` seconds
-    for them to stop."""
+    at a time. The first failure stops scheduling; running nodes finish. Ctrl-C (SIGINT, counted by
+    a handler while this runs in the main thread; elsewhere a KeyboardInterrupt in the calling
+    thread) interrupts the running nodes' threads and waits up to ``grace`` seconds for them to
+    stop; a second Ctrl-C stops the waiting."""
     by_name = {n.name: n for n in nodes}
     for node in nodes:
         unknown = [need for need in node.needs if need not in by_name]
@@ -311,7 +313,6 @@ def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: i
     running: dict[str, threading.Thread] = {}
     done: set[str] = set()
     finished: queue.Queue[tuple[str, str, Any]] = queue.Queue()
-    stopping = False
 
     def worker(node: Any) -> None:
         _current.name = node.name
@@ -335,47 +336,81 @@ def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: i
         else:
             out.errors[name] = value
 
-    try:
-        while True:
-            if not stopping:
-                for node in list(pending):
-                    if len(running) >= max_workers:
-                        break
-                    if all(need in done for need in node.needs):
-                        pending.remove(node)
-                        out.states[node.name] = "running"
-                        thread = threading.Thread(target=worker, args=(node,), name=f"up-{node.name}",
-                                                  daemon=True)
-                        running[node.name] = thread
-                        thread.start()
-            if not running:
-                break
-            try:
-                name, state, value = finished.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            record(name, state, value)
-            if state != "done":
-                stopping = True
-    except KeyboardInterrupt:
-        out.interrupted = True
-        for thread in running.values():
-            _raise_in(thread, KeyboardInterrupt)
-        deadline = time.monotonic() + grace
+    with _CtrlC() as presses:
         try:
-            while running and time.monotonic() < deadline:
-                try:
-                    name, state, value = finished.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                record(name, state, value)
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-            pass
-        for name in list(running):
-            record(name, "interrupted", KeyboardInterrupt())
+            _run_loop(pending, running, done, finished, max_workers, worker, record, presses, out)
+        except KeyboardInterrupt:  # not in the main thread: Ctrl-C arrives as the exception
+            presses.count += 1
+        if presses.count:
+            out.interrupted = True
+            for thread in running.values():
+                _raise_in(thread, KeyboardInterrupt)
+            deadline = time.monotonic() + grace
+            try:
+                while running and time.monotonic() < deadline and presses.count < 2:  # a 2nd Ctrl-C: stop waiting
+                    try:
+                        name, state, value = finished.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    record(name, state, value)
+            except KeyboardInterrupt:
+                pass
+            for name in list(running):
+                record(name, "interrupted", KeyboardInterrupt())
     for node in pending:
         out.states[node.name] = "not started"
     return out
+
+
+class _CtrlC:
+    """While entered (in the main thread), Ctrl-C only counts: a handler that sets a number cannot
+    be lost, while a KeyboardInterrupt raised at an arbitrary instruction can be (one landing in a
+    garbage-collector callback is swallowed). Elsewhere it changes nothing."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _run_loop(pending: list[Any], running: dict[str, threading.Thread], done: set[str],
+              finished: queue.Queue[tuple[str, str, Any]], max_workers: int, worker: Callable[[Any], None],
+              record: Callable[[str, str, Any], None], presses: _CtrlC, out: Outcome) -> None:
+    """Start each node once its needs are done; stop starting after a failure; return when
+    nothing runs, or at once on Ctrl-C (``presses.count``)."""
+    stopping = False
+    while not presses.count:
+        if not stopping:
+            for node in list(pending):
+                if len(running) >= max_workers:
+                    break
+                if all(need in done for need in node.needs):
+                    pending.remove(node)
+                    out.states[node.name] = "running"
+                    thread = threading.Thread(target=worker, args=(node,), name=f"up-{node.name}", daemon=True)
+                    running[node.name] = thread
+                    thread.start()
+        if not running:
+            return
+        try:
+            name, state, value = finished.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        record(name, state, value)
+        if state != "done":
+            stopping = True
 
 
 def _check_acyclic(nodes: Sequence[Any]) -> None:
