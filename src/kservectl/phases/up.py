@@ -336,9 +336,31 @@ def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: i
         else:
             out.errors[name] = value
 
+    def start_ready() -> None:
+        for node in list(pending):
+            if len(running) >= max_workers:
+                break
+            if all(need in done for need in node.needs):
+                pending.remove(node)
+                out.states[node.name] = "running"
+                thread = threading.Thread(target=worker, args=(node,), name=f"up-{node.name}", daemon=True)
+                running[node.name] = thread
+                thread.start()
+
+    stopping = False  # after a failure nothing new starts; the running nodes finish
     with _CtrlC() as presses:
         try:
-            _run_loop(pending, running, done, finished, max_workers, worker, record, presses, out)
+            while not presses.count:
+                if not stopping:
+                    start_ready()
+                if not running:
+                    break
+                try:
+                    name, state, value = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                record(name, state, value)
+                stopping = stopping or state != "done"
         except KeyboardInterrupt:  # not in the main thread: Ctrl-C arrives as the exception
             presses.count += 1
         if presses.count:
@@ -383,34 +405,6 @@ class _CtrlC:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
-
-
-def _run_loop(pending: list[Any], running: dict[str, threading.Thread], done: set[str],
-              finished: queue.Queue[tuple[str, str, Any]], max_workers: int, worker: Callable[[Any], None],
-              record: Callable[[str, str, Any], None], presses: _CtrlC, out: Outcome) -> None:
-    """Start each node once its needs are done; stop starting after a failure; return when
-    nothing runs, or at once on Ctrl-C (``presses.count``)."""
-    stopping = False
-    while not presses.count:
-        if not stopping:
-            for node in list(pending):
-                if len(running) >= max_workers:
-                    break
-                if all(need in done for need in node.needs):
-                    pending.remove(node)
-                    out.states[node.name] = "running"
-                    thread = threading.Thread(target=worker, args=(node,), name=f"up-{node.name}", daemon=True)
-                    running[node.name] = thread
-                    thread.start()
-        if not running:
-            return
-        try:
-            name, state, value = finished.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        record(name, state, value)
-        if state != "done":
-            stopping = True
 
 
 def _check_acyclic(nodes: Sequence[Any]) -> None:
