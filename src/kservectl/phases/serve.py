@@ -90,7 +90,7 @@ class ServeSpec:
 
 def deployment_mode(ctx: Context) -> str:
     """The InferenceService annotation for the configured mode (``plan``: no cluster call)."""
-    return "Knative" if ctx.config.kserve.mode == "knative" else "Standard"
+    return ServingMode(ctx.config.kserve.mode, "config").annotation
 
 
 @dataclass(frozen=True)
@@ -701,9 +701,8 @@ def rollback(ctx: Context, name: str, *, wait: bool = True) -> dict[str, Any]:
                 "notes": ["already rolled back: canaryTrafficPercent is 0"]}
     target = rollback_target(isvc)
     if target is None:
-        previous = d["previous_model_uri"]
-        flag = "--storage-uri" if (previous or "").startswith("s3://") else "--model"
-        again = (f"deploy the previous model again: kservectl serve deploy {name} {flag} {previous}" if previous
+        command = _redeploy_command(name, d["previous_model_uri"])
+        again = (f"deploy the previous model again: {command}" if command
                  else f"deploy the previous model again with `kservectl serve deploy {name}`")
         raise UsageError(f"InferenceService {ns}/{name} has no previous revision to roll back to: it has "
                          "had one rolled-out revision only", hint=again)
@@ -735,12 +734,18 @@ def rollback_target(isvc: dict[str, Any]) -> str | None:
     return None
 
 
+def _redeploy_command(name: str, previous_model: str | None) -> str | None:
+    """The command that deploys the previous model again (None when it is not recorded)."""
+    if not previous_model:
+        return None
+    flag = "--storage-uri" if previous_model.startswith("s3://") else "--model"
+    return f"kservectl serve deploy {name} {flag} {previous_model}"
+
+
 def _gone_hint(name: str, previous_model: str | None) -> str:
     """What to do when the old revision no longer exists (Knative garbage-collected it)."""
-    flag = "--storage-uri" if (previous_model or "").startswith("s3://") else "--model"
-    again = f"kservectl serve deploy {name} {flag} {previous_model}" if previous_model else \
-        f"kservectl serve deploy {name} --model <the previous model>"
-    return (f"if Knative has garbage-collected that revision, deploy the previous model again: {again}")
+    again = _redeploy_command(name, previous_model) or f"kservectl serve deploy {name} --model <the previous model>"
+    return f"if Knative has garbage-collected that revision, deploy the previous model again: {again}"
 
 
 def traffic_on(obj: dict[str, Any], revision: str | None) -> tuple[bool, str]:
