@@ -236,45 +236,34 @@ def delete(
     emit(result, output, table=draw)
 
 
-@app.command("promote")
-def promote(
-    name: NameArg,
-    no_wait: NoWaitOpt = False,
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Move all traffic to the canary (the latest revision)."""
-    from kservectl.phases import serve
+def _traffic_verb(verb: str, help: str) -> None:
+    """Register ``serve promote`` / ``serve rollback``: one canary-traffic change, waited for."""
 
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
-                          command="serve promote", quiet=output is not Output.table)
-    result = serve.promote(ctx, name, wait=not no_wait)
-    emit(result, output, table=lambda: _draw_traffic_change(result))
+    def change(
+        name: NameArg,
+        no_wait: NoWaitOpt = False,
+        cluster: ClusterOpt = None,
+        region: RegionOpt = None,
+        config: ConfigOpt = None,
+        dry_run: DryRunOpt = False,
+        output: OutputOpt = Output.table,
+    ) -> None:
+        from kservectl.phases import serve
+
+        ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
+                              command=f"serve {verb}", quiet=output is not Output.table)
+        result = getattr(serve, verb)(ctx, name, wait=not no_wait)
+        emit(result, output, table=lambda: _draw_traffic_change(result))
+
+    change.__doc__ = help
+    app.command(verb)(change)
 
 
-@app.command("rollback")
-def rollback(
-    name: NameArg,
-    no_wait: NoWaitOpt = False,
-    cluster: ClusterOpt = None,
-    region: RegionOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    output: OutputOpt = Output.table,
-) -> None:
-    """Return all traffic to the previous ready revision (canary at 0%).
+_traffic_verb("promote", "Move all traffic to the canary (the latest revision).")
+_traffic_verb("rollback", """Return all traffic to the previous ready revision (canary at 0%).
 
     During a canary: back to the stable revision. After a promotion: back to the revision rolled
-    out before it (KServe's previousRolledoutRevision). Waits until all traffic is there."""
-    from kservectl.phases import serve
-
-    ctx, _ = make_context(cluster=cluster, region=region, config=config, dry_run=dry_run,
-                          command="serve rollback", quiet=output is not Output.table)
-    result = serve.rollback(ctx, name, wait=not no_wait)
-    emit(result, output, table=lambda: _draw_traffic_change(result))
+    out before it (KServe's previousRolledoutRevision). Waits until all traffic is there.""")
 
 
 @app.command("example")
