@@ -201,3 +201,32 @@ def test_a_read_answered_429_is_retried_once_by_kservectl_on_its_clock_not_by_ur
     assert time.monotonic() - started < 15  # urllib3 did not wait the 30 s itself
     assert clock.sleeps == [10.0]  # Retry-After 30, capped by FAST's kube_retry maximum
     assert reads() - before == 2
+
+
+# == a stopped run (Ctrl-C in up) ===================================================================
+def test_a_stopped_run_sends_no_request_and_a_watch_under_way_ends_at_its_next_event(kube):
+    import threading
+
+    from kservectl.clock import StoppableClock, SystemClock
+
+    stop = threading.Event()
+    long_chunks = Settings(waits=WaitDeadlines(watch_chunk=30.0, poll_interval=30.0), kube_request_timeout=40)
+    c = k.Kube(k.load_api_client(kube.kubeconfig, settings=long_chunks), settings=long_chunks,
+               clock=StoppableClock(SystemClock(), stop))
+    c.apply(deployment())
+
+    def stop_then_change() -> None:
+        stop.set()
+        kube.patch("apps/v1", "Deployment", "web", "default", {"metadata": {"labels": {"touched": "yes"}}})
+
+    threading.Timer(0.5, stop_then_change).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        c.wait_for(k.Ref("apps/v1", "Deployment", "web", "default"), k.deployment_available,
+                   what="Deployment default/web Available", timeout=60)
+    assert time.monotonic() - started < 15  # at the change's event, not at the 30 s chunk's end
+
+    sent = len(list(kube.emulator))
+    with pytest.raises(KeyboardInterrupt):
+        c.get("apps/v1", "Deployment", "web", "default")
+    assert len(list(kube.emulator)) == sent  # nothing was sent

@@ -527,7 +527,7 @@ def test_ctrl_c_stops_the_running_tool_marks_the_phase_and_up_again_finishes_the
         monkeypatch.setattr(serve, "wait_ready", real_wait)
         _thread.interrupt_main()
         for _ in range(200):
-            time.sleep(0.05)
+            ctx.clock.sleep(0.05)  # the task's clock: the wait ends here once Ctrl-C is counted
         return real_wait(ctx, name)
 
     monkeypatch.setattr(serve, "wait_ready", slow_wait)

@@ -212,6 +212,9 @@ def test_helm_flags_follow_the_installed_major_version():
     assert "--atomic" not in helm_wait_flags(4, 60) and "--rollback-on-failure" not in helm_wait_flags(3, 60)
 
 
+# A press is a KeyboardInterrupt raised at whatever the main thread runs; landing in a garbage
+# collector callback it is swallowed (reported "unraisable"), and a user presses again: so does this.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ctrl_c_stops_the_running_tool_and_its_children(bindir, tmp_path):
     import _thread
     import threading
@@ -225,11 +228,17 @@ time.sleep(60)
 """)
     r, _, _ = runner_for(bindir, tmp_path)
 
+    log = tmp_path / "run.log"
+
     def interrupt_when_started() -> None:
         deadline = time.monotonic() + 10
         while not pidfile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        _thread.interrupt_main()
+        for _ in range(10):  # again only while the runner has not begun stopping (never interrupt that)
+            if "# interrupted" in log.read_text():
+                return
+            _thread.interrupt_main()
+            time.sleep(1.0)
 
     threading.Thread(target=interrupt_when_started, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
@@ -240,6 +249,53 @@ time.sleep(60)
         time.sleep(0.05)
     assert not _alive(child)
     assert "# interrupted: stopping eksctl" in (tmp_path / "run.log").read_text()
+
+
+def test_a_stopped_run_stops_the_tool_from_the_tasks_own_thread_and_starts_no_other(bindir, tmp_path):
+    """How Ctrl-C reaches a tool that `up` runs in a worker thread: the run's stop event, seen by
+    the runner's wait through its clock (no exception is raised into the thread from outside)."""
+    import threading
+
+    from kservectl.clock import StoppableClock
+
+    pidfile = tmp_path / "child.pid"
+    make_tool(bindir, "eksctl", f"""
+child = subprocess.Popen(["sleep", "60"])
+open({str(pidfile)!r}, "w").write(str(child.pid))
+time.sleep(60)
+""")
+    r, _, _ = runner_for(bindir, tmp_path)
+    stop = threading.Event()
+    r.clock = StoppableClock(r.clock, stop)
+    outcome: list[BaseException] = []
+
+    def task() -> None:
+        try:
+            r.run(["eksctl", "create", "cluster"], timeout=30)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects what ended the run
+            outcome.append(exc)
+
+    worker = threading.Thread(target=task, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(timeout=20)
+    assert not worker.is_alive() and time.monotonic() - started < 15  # not the tool's 60 s, nor the 30 s timeout
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+    log = (tmp_path / "run.log").read_text()
+    assert "# interrupted: stopping eksctl" in log
+
+    with pytest.raises(KeyboardInterrupt):
+        r.run(["eksctl", "get", "cluster"], timeout=30)
+    assert "$ eksctl get cluster" not in (tmp_path / "run.log").read_text()  # a stopped run starts no tool
 
 
 def test_a_child_that_keeps_the_output_open_delays_the_result_only_by_the_drain_setting(bindir, tmp_path):

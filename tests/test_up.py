@@ -16,7 +16,7 @@ import pytest
 
 from kservectl import config
 from kservectl.aws import is_mutating
-from kservectl.clock import FakeClock
+from kservectl.clock import FakeClock, StoppableClock, SystemClock
 from kservectl.context import Context
 from kservectl.errors import AwsError, KservectlError, KubeError, ToolError, UsageError
 from kservectl.events import RecordingReporter
@@ -92,17 +92,42 @@ def test_the_first_failure_stops_scheduling_and_lets_the_running_tasks_finish():
     assert "needs-long" not in work.started  # `long` finished after the failure: nothing new started
 
 
-def test_ctrl_c_interrupts_the_running_tasks_and_reports_them_interrupted():
+def test_ctrl_c_stops_the_run_and_a_running_task_ends_at_its_next_checkpoint():
+    stop = threading.Event()
+    clock = StoppableClock(SystemClock(), stop)
+    ended: list[str] = []
+
     def work(node: Node) -> None:
         if node.name == "waits":
             threading.Timer(0.1, _thread.interrupt_main).start()
-            for _ in range(1500):  # a long wait (15 s or more), in small steps like the runner's process wait
-                time.sleep(0.01)
+            try:
+                clock.sleep(60)  # a long wait, ended at once by Ctrl-C
+            except KeyboardInterrupt:
+                ended.append("by the checkpoint")
+                raise
 
     started = time.monotonic()
-    outcome = up.schedule([Node("waits"), Node("next", ("waits",))], work, grace=5.0)
-    assert time.monotonic() - started < 10  # interrupted, not waited for
+    outcome = up.schedule([Node("waits"), Node("next", ("waits",))], work, grace=30.0, stop=stop)
+    assert time.monotonic() - started < 10  # neither the 60 s wait nor the 30 s grace was sat out
     assert outcome.interrupted and outcome.states == {"waits": "interrupted", "next": "not started"}
+    assert ended == ["by the checkpoint"] and stop.is_set()
+
+
+def test_a_task_that_never_looks_at_stop_is_reported_interrupted_when_the_grace_ends():
+    release = threading.Event()
+
+    def work(node: Node) -> None:
+        threading.Timer(0.1, _thread.interrupt_main).start()
+        release.wait(60)  # no checkpoint: only the grace ends the waiting for it
+
+    started = time.monotonic()
+    try:
+        outcome = up.schedule([Node("deaf")], work, grace=1.0)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+    assert outcome.interrupted and outcome.states == {"deaf": "interrupted"}
+    assert 1.0 <= waited < 30  # the grace, not the task's 60 s
 
 
 def test_a_real_sigint_is_counted_by_a_handler_while_tasks_run_and_the_default_comes_back_after():
@@ -110,15 +135,16 @@ def test_a_real_sigint_is_counted_by_a_handler_while_tasks_run_and_the_default_c
     import signal
 
     seen: list[Any] = []
+    stop = threading.Event()
+    clock = StoppableClock(SystemClock(), stop)
 
     def work(node: Node) -> None:
         seen.append(signal.getsignal(signal.SIGINT))  # (read from a worker thread: no exception can land here)
         threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
-        for _ in range(1500):
-            time.sleep(0.01)
+        clock.sleep(60)
 
     before = signal.getsignal(signal.SIGINT)
-    outcome = up.schedule([Node("waits")], work, grace=5.0)
+    outcome = up.schedule([Node("waits")], work, grace=30.0, stop=stop)
     assert outcome.interrupted and outcome.states == {"waits": "interrupted"}
     assert seen[0] is not before  # a handler counted the press: no KeyboardInterrupt can be lost
     assert signal.getsignal(signal.SIGINT) is before
@@ -251,6 +277,30 @@ def test_a_permanent_failure_is_not_retried_and_the_report_names_phase_step_outp
     assert {t.name: t.attempts for t in result.tasks}["kserve"] == 1
     kinds = [(e.kind, e.task) for e in events if e.task == "kserve"]
     assert kinds == [("start", "kserve"), ("step", "kserve"), ("line", "kserve"), ("failed", "kserve")]
+
+
+def test_after_ctrl_c_a_task_makes_no_further_aws_call(no_preflight, mock_aws):
+    import boto3
+
+    ctx = make_ctx()
+    refused: list[str] = []
+
+    def storage(c: Context) -> dict:
+        c.aws.client("s3").list_buckets()  # before Ctrl-C: goes out
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        assert c.clock.stop.wait(10)  # the task's clock carries the run's stop event
+        try:
+            c.aws.client("s3").create_bucket(Bucket="made-after-ctrl-c",
+                                             CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        except KeyboardInterrupt:
+            refused.append("CreateBucket")
+            raise
+        return {}
+
+    result = up.run(ctx, only=["storage"], graph=fake_graph({"storage": storage}))
+    assert result.interrupted and {t.name: t.state for t in result.tasks}["storage"] == "interrupted"
+    assert refused == ["CreateBucket"]
+    assert boto3.client("s3", region_name="us-west-2").list_buckets()["Buckets"] == []  # never reached AWS
 
 
 def test_the_result_as_json_has_timings_tasks_failure_urls_cost_and_the_resume_command(no_preflight, mock_aws):
@@ -447,7 +497,8 @@ def test_ctrl_c_during_up_exits_130_naming_the_interrupted_phase(cli, fake_platf
         def wait(c):
             threading.Timer(0.1, _thread.interrupt_main).start()
             for _ in range(300):
-                time.sleep(0.01)
+                c.clock.sleep(0.01)  # the task's clock: Ctrl-C ends the wait here
+                time.sleep(0.01)  # (real time passes even if the clock were a fake one)
             return {}
         return [up.Task(t.name, t.phase, t.needs, wait if t.name == "cluster" else t.fn, t.describe)
                 for t in real_tasks(ctx, yes=yes)]

@@ -1,7 +1,13 @@
-"""The clock seam: waits and retries take their time from here, so tests take none."""
+"""The clock seam: waits and retries take their time from here, so tests take none.
+
+It also carries Ctrl-C to the tasks `up` runs in worker threads: they run on a
+:class:`StoppableClock`, and every sleep, Kubernetes request, AWS call and tool run is a
+``checkpoint`` that raises KeyboardInterrupt in the task's own thread once the run is stopped.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -13,8 +19,12 @@ class Clock(Protocol):
 
     def time(self) -> float: ...
 
+    def checkpoint(self) -> None: ...
+
 
 class SystemClock:
+    real_time = True
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -25,9 +35,14 @@ class SystemClock:
     def time(self) -> float:
         return time.time()
 
+    def checkpoint(self) -> None:
+        """Nothing stops a plain clock (Ctrl-C reaches the main thread as KeyboardInterrupt)."""
+
 
 class FakeClock:
     """A clock whose ``sleep`` advances time instantly. Records every sleep."""
+
+    real_time = False
 
     def __init__(self, start: float = 1000.0) -> None:
         self._now = start
@@ -45,3 +60,43 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self._now += seconds
+
+    def checkpoint(self) -> None:
+        """Nothing stops a fake clock on its own."""
+
+
+class StoppableClock:
+    """``inner``'s time, for one task of a run that ``stop`` ends: once it is set, ``checkpoint``
+    and ``sleep`` raise KeyboardInterrupt, and a real-time sleep already under way ends at once.
+
+    Why not raise the exception in the worker thread from outside: an exception raised
+    asynchronously lands at an arbitrary instruction, and one landing in a garbage-collector or
+    weakref callback is swallowed, so the task would go on (and a tool it runs would not be
+    stopped). A checkpoint is where the task itself asks."""
+
+    def __init__(self, inner: Clock, stop: threading.Event) -> None:
+        self.inner = inner
+        self.stop = stop
+
+    @property
+    def real_time(self) -> bool:
+        return bool(getattr(self.inner, "real_time", True))
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def time(self) -> float:
+        return self.inner.time()
+
+    def checkpoint(self) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.inner.checkpoint()
+
+    def sleep(self, seconds: float) -> None:
+        self.checkpoint()
+        if self.real_time:
+            self.stop.wait(max(seconds, 0.0))
+        else:
+            self.inner.sleep(seconds)
+        self.checkpoint()

@@ -162,6 +162,7 @@ class Kube:
         policy = self.settings.kube_retry
         delay = policy.initial
         for attempt in range(1, policy.attempts + 1):
+            self.clock.checkpoint()  # a stopped run (Ctrl-C in up) sends nothing more
             status, payload, retry_after = self._send(method, path, **kwargs)
             retryable = status == 429 or (method == "GET" and status in _TRANSIENT_READ)
             if not retryable or attempt == policy.attempts:
@@ -344,6 +345,7 @@ class Kube:
             return
         try:
             for line in iter_resp_lines(response.response):
+                self.clock.checkpoint()
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
                     return  # e.g. 410 Gone: the caller re-lists

@@ -209,6 +209,7 @@ class Runner:
         tool = Path(argv[0]).name
         executable = self.which(argv[0]) if os.sep not in argv[0] else argv[0]
         shown = self.redactor.argv(argv)
+        self.clock.checkpoint()  # a stopped run starts no tool
         self._log("$ " + " ".join(shown))
         full_env = dict(self.env or os.environ)
         if env:
@@ -253,10 +254,9 @@ class Runner:
             reader.start()
         timed_out = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._stop(proc)
+            timed_out = not self._wait(proc, timeout)
+            if timed_out:
+                self._stop(proc)
         except KeyboardInterrupt:
             self._log("# interrupted: stopping " + tool)
             self._stop(proc)
@@ -279,6 +279,21 @@ class Runner:
             transient = bool(spec) and any(re.search(p, text, re.IGNORECASE) for p in spec.transient)
             raise ToolError(shown, proc.returncode, tail, transient=transient, log_path=log)
         return RunResult(argv, proc.returncode, stdout, stderr, duration)
+
+    def _wait(self, proc: subprocess.Popen[str], timeout: float) -> bool:
+        """Wait for the tool to exit (True) or ``timeout`` to pass (False), asking the clock in
+        short steps whether the run was stopped: its checkpoint raises KeyboardInterrupt then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.clock.checkpoint()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return proc.poll() is not None
+            try:
+                proc.wait(timeout=min(self.settings.tools.stop_poll, remaining))
+                return True
+            except subprocess.TimeoutExpired:
+                continue
 
     def _stop(self, proc: subprocess.Popen[str]) -> None:
         tools = self.settings.tools

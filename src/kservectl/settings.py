@@ -20,6 +20,7 @@ class ToolTimeouts:
     kill_grace: float = 10.0  # after SIGTERM, how long a stopped tool gets before SIGKILL
     kill_wait: float = 5.0  # after SIGKILL, how long to wait for the process to be gone
     output_drain: float = 5.0  # after the tool exits, how long to wait for its last output lines
+    stop_poll: float = 0.1  # while a tool runs, how often a task asks whether its run was stopped (Ctrl-C)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The work is a graph held as data (``tasks``): each ``Task`` has a name, the phase it belongs to,
 the tasks it needs and the phase function it runs. ``schedule`` runs such a graph on a few worker
 threads: a task starts as soon as everything it needs is done; the first failure stops scheduling
-new tasks and lets the running ones finish; Ctrl-C stops the running ones (their tools' process
-groups are stopped by the runner) and reports them interrupted.
+new tasks and lets the running ones finish; Ctrl-C sets the run's stop event, at whose next
+checkpoint (a sleep, a tool run, an API request: ``clock.StoppableClock``) each running task
+ends, its tool's process group stopped by the runner, and reports them interrupted.
 
 The graph of the EKS platform::
 
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from kservectl import costs, paths
+from kservectl.clock import StoppableClock
 from kservectl.context import Context
 from kservectl.errors import AwsError, KservectlError, KubeError, ToolError, UsageError
 from kservectl.events import Reporter
@@ -296,12 +298,15 @@ class Outcome:
 
 
 def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: int = 4,
-             grace: float = 20.0) -> Outcome:
+             grace: float = 20.0, stop: threading.Event | None = None) -> Outcome:
     """Run ``work(node)`` for every node once all its ``needs`` are done, at most ``max_workers``
     at a time. The first failure stops scheduling; running nodes finish. Ctrl-C (SIGINT, counted by
     a handler while this runs in the main thread; elsewhere a KeyboardInterrupt in the calling
-    thread) interrupts the running nodes' threads and waits up to ``grace`` seconds for them to
-    stop; a second Ctrl-C stops the waiting."""
+    thread) sets ``stop``, which the running nodes' work watches (see ``task_context``: their next
+    sleep, tool run or API request raises KeyboardInterrupt, and the runner stops the tool it
+    runs), and waits up to ``grace`` seconds for them to end; a second Ctrl-C stops the waiting.
+    Work that never looks at ``stop`` is reported interrupted when the grace ends."""
+    stop = stop if stop is not None else threading.Event()
     by_name = {n.name: n for n in nodes}
     for node in nodes:
         unknown = [need for need in node.needs if need not in by_name]
@@ -365,8 +370,7 @@ def schedule(nodes: Sequence[Any], work: Callable[[Any], Any], *, max_workers: i
             presses.count += 1
         if presses.count:
             out.interrupted = True
-            for thread in running.values():
-                _raise_in(thread, KeyboardInterrupt)
+            stop.set()
             deadline = time.monotonic() + grace
             try:
                 while running and time.monotonic() < deadline and presses.count < 2:  # a 2nd Ctrl-C: stop waiting
@@ -423,15 +427,6 @@ def _check_acyclic(nodes: Sequence[Any]) -> None:
 
     for name in needs:
         visit(name, [])
-
-
-def _raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> None:
-    """Raise ``exc_type`` in ``thread`` at its next Python instruction (how Ctrl-C reaches the
-    phases running in worker threads: the runner then stops the tool's process group)."""
-    import ctypes
-
-    if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
 
 
 # -- running the graph -----------------------------------------------------------------------------
@@ -507,17 +502,23 @@ def _forward(reporter: Reporter) -> Listener:
     return listen
 
 
-def task_context(ctx: Context, reporter: TaskReporter) -> Context:
+def task_context(ctx: Context, reporter: TaskReporter, stop: threading.Event | None = None) -> Context:
     """A Context for one task: its own reporter and a copy of the runner whose tool lines go to
-    it; config, settings, clock, log file and AWS clients are shared."""
+    it; config, settings, log file and AWS clients are shared. With ``stop``, the task runs on a
+    StoppableClock (its runner and Kubernetes client too): once ``stop`` is set, its next sleep,
+    tool run or Kubernetes request raises KeyboardInterrupt in its own thread."""
+    clock = ctx.clock if stop is None else StoppableClock(ctx.clock, stop)
     runner = copy.copy(ctx.runner)
     runner.sink = reporter.tool_line
+    runner.clock = clock
     kube = None
     if ctx._kube is not None:
         kube = copy.copy(ctx._kube)
         if hasattr(kube, "on_wait"):
             kube.on_wait = reporter.waiting
-    return dataclasses.replace(ctx, reporter=reporter, _runner=runner, _kube=kube)
+        if hasattr(kube, "clock"):
+            kube.clock = clock
+    return dataclasses.replace(ctx, reporter=reporter, clock=clock, _runner=runner, _kube=kube)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -641,13 +642,21 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
                       resume=resume_command(ctx, config_path))
     began = ctx.clock.monotonic()
     reporters: dict[str, TaskReporter] = {}
+    stop = threading.Event()  # set by Ctrl-C: the tasks end at their next checkpoint
+
+    def no_aws_call_once_stopped(service: str, operation: str) -> None:
+        if stop.is_set() and getattr(_current, "name", None) is not None:  # in a task's thread
+            raise KeyboardInterrupt
+
+    # kept after the run: a task still running when the grace ended makes no AWS call either
+    ctx.aws.observers.append(no_aws_call_once_stopped)
     backoff = ctx.settings.phase_retry
     try:
         preflight(ctx, chosen)
 
         def work(task: Task) -> Any:
             reporter = reporters[task.name] = TaskReporter(task, emit, redactor=ctx.redactor)
-            tctx = task_context(ctx, reporter)
+            tctx = task_context(ctx, reporter, stop)
             report = reports[task.name]
             report.started_s = ctx.clock.monotonic() - began
             delay = backoff.initial
@@ -664,7 +673,7 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
                         emit(Event("retry", task.name, task.phase,
                                    f"{_describe_error(exc, ctx)}; running the phase again in {delay:g}s "
                                    f"(attempt {attempt + 1}/{backoff.attempts})", attempt + 1))
-                        ctx.clock.sleep(delay)
+                        tctx.clock.sleep(delay)
                         delay = min(delay * 2, backoff.maximum)
             except KeyboardInterrupt:
                 report.elapsed_s = ctx.clock.monotonic() - began - report.started_s
@@ -678,7 +687,7 @@ def run(ctx: Context, *, yes: bool = False, start: str | None = None, only: Iter
             emit(Event("done", task.name, task.phase, f"{report.elapsed_s:.1f}s"))
             return value
 
-        outcome = schedule(chosen, work, max_workers=max_workers, grace=ctx.settings.interrupt_grace)
+        outcome = schedule(chosen, work, max_workers=max_workers, grace=ctx.settings.interrupt_grace, stop=stop)
     finally:
         access.close(ctx)
     result.wall_s = ctx.clock.monotonic() - began
