@@ -52,7 +52,11 @@ def test_a_wait_returns_when_the_controller_makes_the_deployment_available(kube)
     assert time.monotonic() - started < 15  # woken by the watch event, not by the 30 s chunk or poll
 
 
-def test_a_wait_that_times_out_names_what_is_pending_and_recent_events(client, kube):
+def test_a_wait_that_times_out_names_what_is_pending_and_recent_events(kube):
+    from kservectl.clock import FakeClock
+
+    # polling on a fake clock: the deadline passes after a few polls, however slow the machine
+    client = k.Kube(k.load_api_client(kube.kubeconfig, settings=FAST), settings=FAST, clock=FakeClock(), watch=False)
     client.apply(deployment(replicas=2))
     kube.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1", "namespace": "default"},
                  "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "default"},
@@ -99,7 +103,7 @@ def test_the_node_wait_timeout_lists_the_nodes_not_ready(client, kube):
 
 def test_a_wait_survives_410_gone_by_relisting(client, kube):
     client.apply(deployment())
-    kube.emulator.compact_history()
+    kube.on_loop(lambda emulator: emulator.compact_history())  # not while the loop serves a watch
     kube.react_after("apps/v1", "Deployment", "web", "default", 0.3,
                      {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]})
     client.wait_for(k.Ref("apps/v1", "Deployment", "web", "default"), k.deployment_available,
@@ -219,12 +223,14 @@ def test_a_stopped_run_sends_no_request_and_a_watch_under_way_ends_at_its_next_e
         stop.set()
         kube.patch("apps/v1", "Deployment", "web", "default", {"metadata": {"labels": {"touched": "yes"}}})
 
-    threading.Timer(0.5, stop_then_change).start()
+    changer = threading.Timer(0.5, stop_then_change)
+    changer.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         c.wait_for(k.Ref("apps/v1", "Deployment", "web", "default"), k.deployment_available,
                    what="Deployment default/web Available", timeout=60)
     assert time.monotonic() - started < 15  # at the change's event, not at the 30 s chunk's end
+    changer.join()
 
     sent = len(list(kube.emulator))
     with pytest.raises(KeyboardInterrupt):

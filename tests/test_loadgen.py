@@ -124,7 +124,9 @@ def test_open_loop_sends_at_the_requested_rate():
         report = loadgen.run(loadgen.LoadSpec(server.url, b"{}", concurrency=4, duration_s=1.0, rate=40))
 
     assert 36 <= report.requests <= 41
-    assert report.late_starts == 0
+    # a garbage-collector pause may delay a start or two by more than the 25 ms interval; a
+    # generator that cannot keep the rate is late on most starts (the next test)
+    assert report.late_starts <= 3
     assert report.as_dict()["rate"] == 40
 
 

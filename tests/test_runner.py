@@ -212,12 +212,27 @@ def test_helm_flags_follow_the_installed_major_version():
     assert "--atomic" not in helm_wait_flags(4, 60) and "--rollback-on-failure" not in helm_wait_flags(3, 60)
 
 
-# A press is a KeyboardInterrupt raised at whatever the main thread runs; landing in a garbage
-# collector callback it is swallowed (reported "unraisable"), and a user presses again: so does this.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+CTRL_C_SCRIPT = """
+import sys
+from pathlib import Path
+from kservectl.runner import Runner
+from kservectl.settings import Settings, ToolTimeouts
+
+runner = Runner(settings=Settings(tools=ToolTimeouts(kill_grace=1.0)), log_path=Path(sys.argv[1]))
+try:
+    runner.run(["eksctl", "create", "cluster"], timeout=30)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt reached the caller", flush=True)
+    sys.exit(130)
+"""
+
+
 def test_ctrl_c_stops_the_running_tool_and_its_children(bindir, tmp_path):
-    import _thread
-    import threading
+    """A real SIGINT to a kservectl process whose main thread runs a tool (as a verb does): the
+    runner stops the tool's whole process group and lets the KeyboardInterrupt go on."""
+    import signal
+    import subprocess
+    import sys
 
     pidfile = tmp_path / "child.pid"
     make_tool(bindir, "eksctl", f"""
@@ -226,29 +241,31 @@ open({str(pidfile)!r}, "w").write(str(child.pid))
 print("creating cluster...", flush=True)
 time.sleep(60)
 """)
-    r, _, _ = runner_for(bindir, tmp_path)
-
     log = tmp_path / "run.log"
-
-    def interrupt_when_started() -> None:
-        deadline = time.monotonic() + 10
-        while not pidfile.exists() and time.monotonic() < deadline:
+    env = {**os.environ, "PATH": f"{bindir}:/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(log)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        for _ in range(10):  # again only while the runner has not begun stopping (never interrupt that)
-            if "# interrupted" in log.read_text():
-                return
-            _thread.interrupt_main()
-            time.sleep(1.0)
-
-    threading.Thread(target=interrupt_when_started, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        r.run(["eksctl", "create", "cluster"], timeout=30)
+        assert pidfile.exists(), proc.communicate(timeout=5)
+        os.kill(proc.pid, signal.SIGINT)  # the tool runs in its own session: only kservectl gets it
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and out == "KeyboardInterrupt reached the caller\n", err
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _alive(child):
         time.sleep(0.05)
-    assert not _alive(child)
-    assert "# interrupted: stopping eksctl" in (tmp_path / "run.log").read_text()
+    try:
+        assert not _alive(child)
+    finally:
+        _kill(child)
+    assert "# interrupted: stopping eksctl" in log.read_text()
 
 
 def test_a_stopped_run_stops_the_tool_from_the_tasks_own_thread_and_starts_no_other(bindir, tmp_path):

@@ -66,9 +66,18 @@ class Recorder:
 # == the scheduler ==================================================================================
 def test_a_task_starts_as_soon_as_everything_it_needs_is_done():
     work = Recorder()
-    nodes = [Node("slow", seconds=0.4), Node("quick", seconds=0.05), Node("after-quick", ("quick",)),
+    after_quick_began = threading.Event()
+
+    def gated(node: Node) -> str:
+        if node.name == "after-quick":
+            after_quick_began.set()
+        if node.name == "slow":  # slow until after-quick has begun (or 30 s, if it waited for slow)
+            after_quick_began.wait(30)
+        return work(node)
+
+    nodes = [Node("slow", seconds=0.05), Node("quick", seconds=0.05), Node("after-quick", ("quick",)),
              Node("after-both", ("slow", "quick"))]
-    outcome = up.schedule(nodes, work)
+    outcome = up.schedule(nodes, gated)
     assert outcome.ok and outcome.states == dict.fromkeys(("slow", "quick", "after-quick", "after-both"), "done")
     assert work.started["after-quick"] < work.ended["slow"]  # did not wait for the unrelated slow task
     assert work.started["after-both"] >= work.ended["slow"] and work.started["after-both"] >= work.ended["quick"]

@@ -116,8 +116,9 @@ class LoadReport:
 def _session(concurrency: int, timeout_s: float, headers: Mapping[str, str]):
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300,
-                                     enable_cleanup_closed=True)
+    # (no enable_cleanup_closed: a work-around for SSL transports that aiohttp deprecates where
+    # Python fixed them, 3.12.8 / 3.13.1, and warns about there)
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
     return aiohttp.ClientSession(connector=connector, headers=dict(headers),
                                  timeout=aiohttp.ClientTimeout(total=timeout_s))
 

@@ -854,9 +854,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return b"".join(((f"{when.isoformat().replace('+00:00', 'Z')} " if stamps else "") + text + "\n")
                             .encode() for when, text in entries)
 
-        with self._pod_logs_lock:
+        with self._pod_logs_lock:  # what is sent first and where following starts: one snapshot
             log = self._pod_logs.get(key)
             entries = list(log.lines) if log else []
+            sent = len(entries)
         if since is not None:
             cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=since)
             entries = [e for e in entries if e[0] >= cutoff]
@@ -864,8 +865,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             entries = entries[-tail:] if tail > 0 else []
 
         async def stream() -> Any:
+            nonlocal sent
             yield render(entries)  # may be b"": the response starts anyway
-            sent = len(log.lines) if log else 0
             for _ in range(1500):  # a follow stream ends after 30 s at most
                 if not follow:
                     return

@@ -33,7 +33,7 @@ fake tools, and ``interrupt_on`` (Ctrl-C while a matching tool runs).
 
 ``up(*args)`` runs ``kservectl up`` in-process through the CLI with small deadlines and returns
 the Click result; ``mutations()`` counts mutating AWS calls (``ctx.aws.observers``), mutating
-tool argvs (from the fakes' log) and Kubernetes writes since a mark.
+tool argvs (from the fakes' log) and the Kubernetes writes kservectl sent since a mark.
 """
 
 from __future__ import annotations
@@ -311,10 +311,12 @@ class Sandbox:
                 return fault.code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": fault.code,
                                     "reason": "Forbidden" if fault.code == 403 else "InternalError",
                                     "message": fault.message}
+            if method != "GET":  # a write kservectl sends (the simulated controllers' own are not counted)
+                with sandbox._lock:
+                    sandbox.kube_writes += 1
             return real_request(kube_client, method, path, **kwargs)
 
         mp.setattr(Kube, "_request", request)
-        self.kube.emulator.add_listener(self._count_write)
         self._payloads = len(self.kube.emulator._payloads)
         self._requests_seen = 0
 
@@ -484,9 +486,6 @@ class Sandbox:
                     fault.fired = self.runs
                     return fault
         return None
-
-    def _count_write(self, event: Any) -> None:
-        self.kube_writes += 1
 
     # -- what the tools would have made ----------------------------------------------------------------------
     def after_tool(self, argv: list[str]) -> None:
