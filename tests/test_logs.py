@@ -292,20 +292,18 @@ def test_follow_streams_lines_as_the_container_writes_them_until_it_stops(cluste
     pod(cluster, "mlflow-1", "mlflow", {"app.kubernetes.io/name": "mlflow",
                                         "app.kubernetes.io/component": "tracking-server"}, ["mlflow"])
     cluster.set_pod_log("mlflow", "mlflow-1", "mlflow", ["started"], open=True)
-
-    def write_more() -> None:
-        time.sleep(0.2)
-        cluster.append_pod_log("mlflow", "mlflow-1", "mlflow", "GET /health 200")
-        time.sleep(0.1)
-        cluster.close_pod_log("mlflow", "mlflow-1", "mlflow")
-
-    writer = threading.Thread(target=write_more)
-    writer.start()
     out: list[str] = []
+
+    def receive(line: str) -> None:  # the container writes once the stream is open, stops once it was read
+        out.append(line)
+        if line == "started":
+            cluster.append_pod_log("mlflow", "mlflow-1", "mlflow", "GET /health 200")
+        elif line == "GET /health 200":
+            cluster.close_pod_log("mlflow", "mlflow-1", "mlflow")
+
     ctx = ctx_for(cluster)
-    logs.show(ctx, logs.resolve(ctx, "mlflow"), logs.Options(follow=True, since_seconds=600), out=out.append,
+    logs.show(ctx, logs.resolve(ctx, "mlflow"), logs.Options(follow=True, since_seconds=600), out=receive,
               note=print)
-    writer.join()
     assert out == ["started", "GET /health 200"]
     assert cluster.emulator.pod_log_requests[0] == {
         "namespace": "mlflow", "pod": "mlflow-1", "container": "mlflow", "follow": "true", "sinceSeconds": "600",
@@ -317,17 +315,21 @@ def test_follow_of_several_pods_streams_them_at_once(cluster):
     for name in ("activator-a", "activator-b"):
         pod(cluster, name, "knative-serving", labels, ["activator"])
         cluster.set_pod_log("knative-serving", name, "activator", [f"{name} up"], open=True)
-
-    def close_later() -> None:
-        time.sleep(0.2)
-        cluster.append_pod_log("knative-serving", "activator-b", "activator", "b buffering request")
-        cluster.close_pod_log("knative-serving", "activator-b", "activator")
-        cluster.close_pod_log("knative-serving", "activator-a", "activator")
-
-    threading.Thread(target=close_later).start()
     out: list[str] = []
+    lock = threading.Lock()
+
+    def receive(line: str) -> None:
+        """Once both streams are open, activator-b writes a line; once it was read, both stop."""
+        with lock:
+            out.append(line)
+            if line.endswith(" up") and sum(seen.endswith(" up") for seen in out) == 2:
+                cluster.append_pod_log("knative-serving", "activator-b", "activator", "b buffering request")
+            elif line.endswith("b buffering request"):
+                cluster.close_pod_log("knative-serving", "activator-b", "activator")
+                cluster.close_pod_log("knative-serving", "activator-a", "activator")
+
     ctx = ctx_for(cluster)
-    logs.show(ctx, logs.resolve(ctx, "activator"), logs.Options(follow=True), out=out.append, note=print)
+    logs.show(ctx, logs.resolve(ctx, "activator"), logs.Options(follow=True), out=receive, note=print)
     assert sorted(out) == ["[activator-a/activator] activator-a up", "[activator-b/activator] activator-b up",
                            "[activator-b/activator] b buffering request"]
 
@@ -466,20 +468,37 @@ def test_local_follow_prints_what_a_running_process_appends_until_it_exits(isola
     state = local_state(isolated_env)
     log = state.logs_dir / "model-wine.log"
     log.write_text("first\n")
-    script = "import sys, time\nfor i in range(3):\n    time.sleep(0.15)\n    print('more', i, flush=True)\n"
+    # the child writes its line i once the test has read the line before it (go file i): it is
+    # running when show_local first looks, and exits only after the follow has read "more 1"
+    go = isolated_env / "go"
+    script = ("import os, sys, time\n"
+              "for i in range(3):\n"
+              "    deadline = time.monotonic() + 30\n"
+              "    while not os.path.exists(f'{sys.argv[1]}-{i}'):\n"
+              "        if time.monotonic() > deadline:\n"
+              "            sys.exit(f'no go file {i} within 30 s')\n"
+              "        time.sleep(0.01)\n"
+              "    print('more', i, flush=True)\n")
     with log.open("a") as fh:
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=fh, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([sys.executable, "-c", script, str(go)], stdout=fh, stderr=subprocess.STDOUT)
     proc = procs.Proc("model wine", child.pid, [sys.executable], 0, str(log), time.time(),
                       procs._stat(child.pid)[1])
     state.models["wine"] = ServedModel("wine", "models:/wine/1", str(isolated_env), proc)
     state.save()
     reaper = threading.Thread(target=child.wait)
     reaper.start()
-    out, notes = [], []
+    out: list[str] = []
+    notes: list[str] = []
+
+    def receive(line: str) -> None:
+        out.append(line)
+        if len(out) <= 3:
+            Path(f"{go}-{len(out) - 1}").touch()
+
     ctx = Context(config=config_mod.load(env={}).config, reporter=RecordingReporter())
     ctx.settings = ctx.settings.with_(waits=dataclasses.replace(ctx.settings.waits, log_follow_poll=0.05))
 
-    written = logs.show_local(ctx, "wine", logs.Options(follow=True), out=out.append, note=notes.append)
+    written = logs.show_local(ctx, "wine", logs.Options(follow=True), out=receive, note=notes.append)
 
     reaper.join(10)
     assert out == ["first", "more 0", "more 1", "more 2"] and written == 4
@@ -495,6 +514,34 @@ def test_local_follow_of_a_stopped_process_prints_the_file_and_ends(isolated_env
     logs.show_local(ctx, "mlflow", logs.Options(follow=True, tail=None), out=out.append, note=notes.append)
     assert out == ["a", "b"]
     assert "mlflow is not running" in notes[0]
+
+
+def test_local_follow_prints_the_last_lines_of_a_process_that_exits_as_following_begins(isolated_env,
+                                                                                           monkeypatch):
+    from kservectl.local import procs
+    from kservectl.local.state import ServedModel
+
+    state = local_state(isolated_env)
+    log = state.logs_dir / "model-wine.log"
+    log.write_text("first\n")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc = procs.Proc("model wine", child.pid, [sys.executable], 0, str(log), time.time(), procs._stat(child.pid)[1])
+    child.wait()
+    state.models["wine"] = ServedModel("wine", "models:/wine/1", str(isolated_env), proc)
+    state.save()
+
+    def alive(p: procs.Proc) -> bool:  # it writes its last line and exits just as it is asked
+        with log.open("a") as fh:
+            fh.write("last words\n")
+        return False
+
+    monkeypatch.setattr(procs, "alive", alive)
+    out: list[str] = []
+    notes: list[str] = []
+    ctx = Context(config=config_mod.load(env={}).config, reporter=RecordingReporter())
+    written = logs.show_local(ctx, "wine", logs.Options(follow=True), out=out.append, note=notes.append)
+    assert out == ["first", "last words"] and written == 2  # not lost between the read and the check
+    assert notes == [f"wine is not running: nothing more will be written to {log}"]
 
 
 def test_the_cli_module_stays_fast_to_import():

@@ -18,7 +18,17 @@ from kservectl.phases import alb, cluster
 from kservectl.phases.base import LiveValues
 from kservectl.settings import WaitDeadlines
 from support.golden import assert_golden
-from test_phase_cluster import NAME, REGION, SETTINGS, deployment, eks_cluster, make_ctx, mutations, tool_calls
+from test_phase_cluster import (
+    NAME,
+    REGION,
+    SETTINGS,
+    deployment,
+    eks_cluster,
+    make_ctx,
+    mutations,
+    on_first_wait,
+    tool_calls,
+)
 
 ACCOUNT = "123456789012"
 POLICY = f"kservectl-{NAME}-AWSLoadBalancerControllerIAMPolicy"
@@ -344,18 +354,13 @@ def test_cli_install_with_a_too_old_helm_exits_2_with_the_install_hint(cli, live
 
 
 def test_the_wait_ends_when_the_webhook_gets_endpoints(kube):
-    import threading
-    import time
-
     controller_in_cluster(kube, endpoints=False)
     ctx = alb_ctx(kube)
-
-    def endpoints_controller() -> None:
-        time.sleep(0.4)
-        kube.patch("v1", "Endpoints", alb.WEBHOOK_SERVICE, "kube-system",
-                   {"subsets": [{"addresses": [{"ip": "192.168.97.12"}], "ports": [{"port": 9443}]}]})
-
-    threading.Thread(target=endpoints_controller, daemon=True).start()
+    # the endpoints controller acts once the wait has reported the Endpoints without addresses
+    on_first_wait(ctx, lambda: kube.patch(
+        "v1", "Endpoints", alb.WEBHOOK_SERVICE, "kube-system",
+        {"subsets": [{"addresses": [{"ip": "192.168.97.12"}], "ports": [{"port": 9443}]}]}),
+        about="no ready endpoints yet")
     alb.wait_ready(ctx)
     assert ("the webhook Service kube-system/aws-load-balancer-webhook-service to have ready endpoints: "
             "Endpoints kube-system/aws-load-balancer-webhook-service: no ready endpoints yet"

@@ -5,6 +5,7 @@ the guarded delete, rendered files against the real schemas, and the ``cluster``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -40,6 +41,21 @@ def make_ctx(flags: dict | None = None, *, dry_run: bool = False, clock=None, se
                          flags={"cluster.name": NAME, "cluster.region": REGION, **(flags or {})})
     return Context(config=loaded.config, settings=settings, clock=clock or SystemClock(),
                    reporter=RecordingReporter(), dry_run=dry_run, command="test", kubeconfig=kubeconfig)
+
+
+def on_first_wait(ctx: Context, change: Callable[[], object], *, about: str = "") -> None:
+    """Call ``change()`` once, right after the first waiting report containing ``about``: the wait
+    has seen the old state, and the change cannot come before it (as a timer's could on a loaded
+    machine). Call before ``ctx.kube`` is first used (it takes the reporter's ``waiting`` then)."""
+    report, fired = ctx.reporter.waiting, []
+
+    def waiting(what: str, detail: str) -> None:
+        report(what, detail)
+        if not fired and about in f"{what}: {detail}":
+            fired.append(True)
+            change()
+
+    ctx.reporter.waiting = waiting  # type: ignore[method-assign]
 
 
 def mutations(ctx: Context) -> list[str]:
@@ -530,9 +546,10 @@ def test_an_active_cluster_without_the_autoscaler_account_gets_it_from_the_clust
 def test_nodes_that_become_ready_later_end_the_wait(eks_kube):
     eks_kube.create(node("node-a"))
     eks_kube.create(node("node-b", ready=False))
-    eks_kube.react_after("v1", "Node", "node-b", None, 0.3,
-                         {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]})
     ctx = make_ctx(kubeconfig=eks_kube.kubeconfig)
+    on_first_wait(ctx, lambda: eks_kube.patch_status(
+        "v1", "Node", "node-b", None,
+        {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}))
     nodes = cluster.wait_for_nodes(ctx, 2)
     assert sorted(n["metadata"]["name"] for n in nodes) == ["node-a", "node-b"]
     assert any("1/2 nodes Ready (not Ready: node-b)" in w for w in ctx.reporter.messages("waiting"))

@@ -1048,6 +1048,8 @@ def test_a_bad_database_uri_exits_2_naming_the_key_and_not_the_value(cli, monkey
 # -- the rendered command line, started for real ----------------------------------------------------------
 MLFLOW_BIN = Path(sys.executable).parent / "mlflow"
 SERVER_START_S = 90.0  # a cold start takes ~15 s alone, far more on a busy machine
+# a test with a real server: SERVER_START_S to start, up to 20 s to stop it, and the test's own work
+SERVER_TEST_TIMEOUT_S = 300
 
 
 def free_port() -> int:
@@ -1156,6 +1158,7 @@ def host_answers(base: str, host: str, auth: tuple[str, str] | None = None) -> i
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)
 # mlflow.pyfunc warns about its own type hints when first imported (third party, named here)
 @pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
 def test_the_rendered_server_command_line_tracks_registers_and_rejects_foreign_host_headers(
@@ -1206,6 +1209,7 @@ def test_the_rendered_server_command_line_tracks_registers_and_rejects_foreign_h
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SERVER_TEST_TIMEOUT_S)
 def test_the_rendered_basic_auth_config_demands_the_generated_admin_password(tmp_path, start_mlflow):
     pytest.importorskip(
         "flask_wtf",

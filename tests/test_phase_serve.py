@@ -39,12 +39,13 @@ class FakeKServe:
     ``PropagateStatus`` does, including its rollback after a promotion (0% on a latest revision
     that is also the rolled-out one: ``latestRolledoutRevision`` goes back to
     ``previousRolledoutRevision``, and the next reconcile pins the traffic there). It reports Ready
-    after ``delay_s`` (first PredictorReady=False when ``not_ready_first``); a second reconcile is
+    after ``delay_s``; with ``not_ready_until`` it first reports PredictorReady=False and holds
+    that until the event is set (by the test, once the wait has seen it). A second reconcile is
     published ``settle_s`` later (``settle=False``: never)."""
 
-    def __init__(self, kube, *, delay_s: float = 0.1, not_ready_first: bool = False,
+    def __init__(self, kube, *, delay_s: float = 0.1, not_ready_until: threading.Event | None = None,
                  domain: str = "example.com", settle_s: float = 0.3, settle: bool = True):
-        self.kube, self.delay_s, self.not_ready_first, self.domain = kube, delay_s, not_ready_first, domain
+        self.kube, self.delay_s, self.not_ready_until, self.domain = kube, delay_s, not_ready_until, domain
         self.settle_s, self.settle = settle_s, settle
         self.revisions: dict[str, list[tuple[str, str]]] = {}
         self.rolled_out: dict[str, str] = {}
@@ -86,12 +87,13 @@ class FakeKServe:
         latest = revisions[-1][0]
         percent = predictor.get("canaryTrafficPercent")
         host = f"{name}-predictor.{namespace}"
-        if self.not_ready_first:
+        if self.not_ready_until is not None:
             self.kube.patch_status(API, "InferenceService", name, namespace, {"conditions": [
                 {"type": "PredictorReady", "status": "False", "reason": "RevisionMissing",
                  "message": f"Configuration {name}-predictor is waiting for a Revision to become ready."},
                 {"type": "Ready", "status": "False", "reason": "RevisionMissing"}]})
-            time.sleep(self.delay_s)
+            if not self.not_ready_until.wait(30):
+                raise AssertionError(f"InferenceService {namespace}/{name}: nobody saw it not Ready in 30 s")
         traffic = self._traffic(name, latest, percent)  # from the status KServe had read
         changed = self._propagate(name, latest, traffic)
         self._publish(name, namespace, generation, host, latest, traffic)
@@ -256,8 +258,17 @@ def test_plan_of_a_scale_to_zero_model_starts_at_one_replica_and_says_it_lowers_
 
 # -- deploy and wait -------------------------------------------------------------------------------
 def test_deploy_creates_the_service_and_waits_showing_kserves_conditions(cluster):
-    controller = FakeKServe(cluster, delay_s=0.3, not_ready_first=True)
+    seen_not_ready = threading.Event()
+    controller = FakeKServe(cluster, not_ready_until=seen_not_ready)
     ctx = make_ctx(cluster)
+    report = ctx.reporter.waiting
+
+    def waiting(what: str, detail: str) -> None:  # KServe turns Ready once the wait has shown why not
+        report(what, detail)
+        if "PredictorReady=False" in detail:
+            seen_not_ready.set()
+
+    ctx.reporter.waiting = waiting  # type: ignore[method-assign]
     try:
         result = serve.deploy(ctx, "wine", storage_uri=V1, check_versions=False)
     finally:

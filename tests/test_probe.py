@@ -273,6 +273,11 @@ class DataPlane:
     model_dir: Path
 
 
+# the first test to use `dataplane` (any of them, run alone) also starts it: MLflow and MLServer
+# each within server_start, the example trained, logged and downloaded; then its own work
+DATAPLANE_TEST_TIMEOUT_S = 2 * DEFAULT_SETTINGS.http.server_start + 360
+
+
 @pytest.fixture(scope="module")
 def dataplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
     """MLflow (sqlite, local artifacts) with the example registered, and MLServer serving it."""
@@ -322,7 +327,7 @@ def dataplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataPlane]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_a_real_mlserver_passes_every_check_over_both_protocols(cli, dataplane):
     result = cli("test", "--url", dataplane.mlserver_url, "--model", dataplane.model, "-o", "json")
 
@@ -339,7 +344,7 @@ def test_a_real_mlserver_passes_every_check_over_both_protocols(cli, dataplane):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_a_model_name_the_server_does_not_serve_fails_with_exit_1(cli, dataplane):
     result = cli("test", "--url", dataplane.mlserver_url, "--model", "wine-v9")
 
@@ -350,7 +355,7 @@ def test_a_model_name_the_server_does_not_serve_fails_with_exit_1(cli, dataplane
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_requests_built_from_the_mlflow_input_example_pass_on_the_real_server(dataplane):
     registered = dataplane.registered
     resolved = models.resolve(models.parse(registered.model_uri), models.client(dataplane.mlflow_url))
@@ -371,7 +376,7 @@ def test_requests_built_from_the_mlflow_input_example_pass_on_the_real_server(da
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_serve_example_registers_a_new_version_and_checks_it_against_the_runtime(cli, dataplane):
     result = cli("serve", "example", "--tracking-uri", dataplane.mlflow_url, "-o", "json")
 
@@ -403,7 +408,7 @@ def gateway_to(kube, url: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_serve_deploy_resolves_the_registry_reference_to_the_s3_folder_and_waits(cli, dataplane, kube,
                                                                                  isolated_env,
                                                                                  schema_validator):
@@ -436,7 +441,7 @@ def test_serve_deploy_resolves_the_registry_reference_to_the_s3_folder_and_waits
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(DATAPLANE_TEST_TIMEOUT_S)
 def test_kservectl_test_and_url_reach_every_served_model_through_the_gateway(cli, dataplane, kube,
                                                                              isolated_env):
     use_cluster(kube, isolated_env)

@@ -358,7 +358,7 @@ def test_up_builds_the_platform_reports_timings_urls_and_cost_and_a_second_up_ch
 
 
 def test_the_storage_policies_are_made_while_eksctl_creates_the_cluster(sandbox):
-    sandbox.script([{"tool": "eksctl", "argv_prefix": ["create", "cluster"], "delay_s": 3.0, "passthrough": True,
+    sandbox.script([{"tool": "eksctl", "argv_prefix": ["create", "cluster"], "delay_s": 10.0, "passthrough": True,
                      "times": 1}])
     result, data = run_json(sandbox, "--only", "cluster", "--only", "storage")
     assert result.exit_code == 0, result.stderr
@@ -369,7 +369,7 @@ def test_the_storage_policies_are_made_while_eksctl_creates_the_cluster(sandbox)
     assert len(roles) == 2 and {calls[i][2] for i in roles} == {"storage"}  # they trust the OIDC provider
     assert max(i for i, _ in policies) < min(roles)
     tasks = {t["task"]: t for t in data["tasks"]}
-    cluster_end = tasks["cluster"]["started_s"] + tasks["cluster"]["elapsed_s"]  # eksctl alone took 3 s
+    cluster_end = tasks["cluster"]["started_s"] + tasks["cluster"]["elapsed_s"]  # eksctl alone took 10 s
     assert tasks["storage/policies"]["started_s"] + tasks["storage/policies"]["elapsed_s"] < cluster_end - 0.5
     assert tasks["storage"]["started_s"] >= cluster_end - 0.02  # the times are rounded to 10 ms each
     assert tasks["storage/policies"]["result"]["policies"] == [f"kservectl-{NAME}-model-read",

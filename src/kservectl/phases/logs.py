@@ -457,6 +457,8 @@ def show_local(ctx: Context, name: str, options: Options, *, out: Write, note: W
     if not entry.path.is_file():
         note(f"{entry.path} does not exist yet")
         return 0
+    # alive before the read: a process that exits after it is followed until its last line
+    alive = options.follow and entry.proc is not None and procs.alive(entry.proc)
     data = entry.path.read_bytes()
     lines = data.decode("utf-8", "replace").splitlines()
     if options.tail is not None and options.tail >= 0:
@@ -466,7 +468,6 @@ def show_local(ctx: Context, name: str, options: Options, *, out: Write, note: W
     written = len(lines)
     if not options.follow:
         return written
-    alive = entry.proc is not None and procs.alive(entry.proc)
     if not alive:
         note(f"{entry.name} is not running: nothing more will be written to {entry.path}")
         return written
