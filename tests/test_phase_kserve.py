@@ -4,6 +4,10 @@ The cluster is the Kubernetes emulator with the test acting as the controllers (
 rollouts, webhook endpoints, the AWS Load Balancer Controller giving the gateway Service an NLB in
 moto's ELBv2) and as what `helm install` and `kubectl apply -f <release manifest>` would create
 (tests/support/charts.py, shared with the `up` sandbox).
+No test relies on how long something takes: where a test must see an intermediate state (a CRD
+missing, endpoints not ready, no NLB hostname yet), the state changes when kservectl reports
+waiting for it (`ReactingReporter.when_waiting`), and a test that needs a background change done
+polls for it with a long deadline (`eventually`); a loaded CI box pauses every thread now and then.
 helm itself is the recording fake (its flags checked against helm 4.1.4's), the real helm where
 it runs offline; kubectl URLs cannot be fetched here, so kubectl is simulated.
 """
@@ -17,6 +21,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,7 @@ FAST = Settings(
     tool_retry=Backoff(attempts=1),
 )
 SHORT = 0.4  # a deadline that runs out: the timeout tests take about a second each
+PATIENCE = 30.0  # how long a test waits for a background change it needs (a generous bound, not a delay)
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "knative-http": {},
@@ -68,6 +75,45 @@ def plain_context(**values: Any) -> Context:
 
 
 # -- the test acting as the cluster ------------------------------------------------------------------
+def eventually(probe: Callable[[], Any], what: str, timeout: float = PATIENCE) -> Any:
+    """``probe()``'s first truthy value, polled until ``timeout`` runs out (then the test fails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f}s")
+        time.sleep(0.02)
+
+
+@dataclass
+class _Reaction:
+    needle: str
+    action: Callable[[], object]
+    fired: bool = False
+
+
+@dataclass
+class ReactingReporter(RecordingReporter):
+    """Records like ``RecordingReporter`` and makes the world move on what a wait reports: the
+    first waiting message containing a reaction's needle runs its action (once), after recording
+    it. So a test sees an intermediate state however slow the machine is."""
+
+    reactions: list[_Reaction] = field(default_factory=list)
+
+    def when_waiting(self, needle: str, action: Callable[[], object]) -> None:
+        self.reactions.append(_Reaction(needle, action))
+
+    def waiting(self, what: str, detail: str) -> None:
+        super().waiting(what, detail)
+        message = f"{what}: {detail}"
+        for reaction in self.reactions:
+            if not reaction.fired and reaction.needle in message:
+                reaction.fired = True
+                reaction.action()
+
+
 class HookClock(FakeClock):
     """A FakeClock whose sleeps can move the world on (the ELBv2 polls)."""
 
@@ -85,18 +131,22 @@ class FakeCluster(Charts):
     """What helm and kubectl would create and remove (``support.charts``), and the controllers:
     Deployments become Available, webhook endpoints get ready, Knative's default-domain Job runs,
     the AWS Load Balancer Controller gives LoadBalancer Services an NLB in moto (with its
-    finalizer) and deletes it when the Service goes."""
+    finalizer) and deletes it when the Service goes.
+
+    What a test holds back (``never``, ``webhooks_not_ready``, ``hold_hostnames``) stays so until
+    the test releases it (``available``, ``webhook_ready``, ``release_hostnames``). Every thread
+    started here is tracked: ``close`` joins them before the emulator stops and moto goes."""
 
     def __init__(self, kube, elbv2, subnets: list[str]) -> None:
         super().__init__(kube)
         self.elbv2 = elbv2
         self.subnets = subnets
         self.deployment_delay = 0.05
-        self.delays: dict[str, float] = {}
-        self.never: set[str] = set()
-        self.webhook_ready_after: dict[str, float] = {}
+        self.never: set[str] = set()  # Deployments that stay unavailable until ``available``
+        self.webhooks_not_ready: set[str] = set()  # webhooks created with endpoints not ready
         self.hostname_delay = 0.05
-        self.hostname_after_install = False
+        self.hold_hostnames = False  # the LBC names no NLB until ``release_hostnames``
+        self._hostnames_released = threading.Event()
         self.job_outcome = "complete"  # Knative's default-domain Job: complete | failed | never
         self.lbc = True
         self.lbc_deletes_nlb = True
@@ -104,21 +154,60 @@ class FakeCluster(Charts):
         self.log: list[str] = []
         self.service_when_kourier_applied: dict | None = None
         self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
+        self.closed = False
         self._lock = threading.Lock()
         kube.on_created("Deployment", self._roll_out, api_version="apps/v1")
         kube.on_created("Service", self._provision, api_version="v1")
         kube.emulator.add_listener(self._on_event)
+
+    # -- threads -------------------------------------------------------------------------------
+    def spawn(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` in a tracked thread (its failure fails the test); none once closed."""
+        with self._lock:
+            if self.closed:
+                return
+            thread = threading.Thread(target=self._guard, args=(fn, *args), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def later(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
+        """``fn(*args)`` at least ``delay`` seconds from now, in a tracked thread."""
+        def run() -> None:
+            time.sleep(delay)
+            fn(*args)
+        self.spawn(run)
+
+    def close(self, timeout: float = PATIENCE) -> list[str]:
+        """Stop the controllers (no new NLB, no new thread, held hostnames released so waiting
+        hooks end) and join every thread started here. Returns the names of threads still alive."""
+        self.lbc = False
+        with self._lock:
+            self.closed = True
+            threads = list(self.threads)
+        self._hostnames_released.set()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [thread.name for thread in threads if thread.is_alive()]
 
     # -- controllers ---------------------------------------------------------------------------
     def _roll_out(self, dep: dict) -> None:
         name = dep["metadata"]["name"]
         if name in self.never:
             return
-        time.sleep(self.delays.get(name, self.deployment_delay))
-        self.kube.patch_status("apps/v1", "Deployment", name, dep["metadata"]["namespace"], {
+        time.sleep(self.deployment_delay)
+        self.available(name, dep["metadata"]["namespace"])
+
+    def available(self, name: str, namespace: str) -> None:
+        """The Deployment's rollout is done: one replica, Available."""
+        self.kube.patch_status("apps/v1", "Deployment", name, namespace, {
             "replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
             "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
         })
+
+    def release_hostnames(self) -> None:
+        self._hostnames_released.set()
 
     def _provision(self, svc: dict) -> None:
         if (svc.get("spec") or {}).get("type") != "LoadBalancer" or not self.lbc:
@@ -129,10 +218,8 @@ class FakeCluster(Charts):
             return  # the in-tree controller's business, not the LBC's
         self.kube.patch("v1", "Service", meta["name"], meta["namespace"],
                         {"metadata": {"finalizers": ["service.k8s.aws/resources"]}})
-        deadline = time.monotonic() + 20
-        while self.hostname_after_install and time.monotonic() < deadline and self.kube.find(
-                "v1", "ConfigMap", kserve.RECORD, "kserve") is None:
-            time.sleep(0.05)  # late: the NLB only gets its name once everything else is installed
+        if self.hold_hostnames and not self._hostnames_released.wait(PATIENCE):
+            raise AssertionError(f"the test never released the NLB hostname of {meta['namespace']}/{meta['name']}")
         time.sleep(self.hostname_delay)
         self._new_nlb(meta["namespace"], meta["name"], annotations.get(kserve.ANN_SCHEME, "internal"))
 
@@ -157,13 +244,13 @@ class FakeCluster(Charts):
         if key not in self.nlbs:
             return
         if meta.get("deletionTimestamp"):
-            threading.Thread(target=self._guard, args=(self._delete_lb, key), daemon=True).start()
+            self.spawn(self._delete_lb, key)
             return
         scheme = (meta.get("annotations") or {}).get(kserve.ANN_SCHEME, "internal")
         if scheme != self.nlbs[key]["scheme"]:
             with self._lock:
                 self.nlbs[key]["scheme"] = scheme  # claim the replacement once
-            threading.Thread(target=self._guard, args=(self._replace_lb, key, scheme), daemon=True).start()
+            self.spawn(self._replace_lb, key, scheme)
 
     def _guard(self, fn, *args) -> None:
         try:
@@ -185,14 +272,8 @@ class FakeCluster(Charts):
 
     # -- what helm and kubectl create (support.charts), and the default-domain Job's run ------------
     def webhook(self, name: str, namespace: str, *, ready: bool = True) -> None:
-        """The webhook, ready after ``webhook_ready_after[name]`` seconds (inf: never)."""
-        after = self.webhook_ready_after.get(name, 0.0)
-        super().webhook(name, namespace, ready=ready and not after)
-        if after and after != float("inf"):
-            def later() -> None:
-                time.sleep(after)
-                self.webhook_ready(name, namespace)
-            threading.Thread(target=self._guard, args=(later,), daemon=True).start()
+        """The webhook; one in ``webhooks_not_ready`` stays not ready until ``webhook_ready``."""
+        super().webhook(name, namespace, ready=ready and name not in self.webhooks_not_ready)
 
     def helm(self, argv: list[str]) -> None:
         if argv[1] == "upgrade":
@@ -214,13 +295,13 @@ class FakeCluster(Charts):
             self.service_when_kourier_applied = self.kube.find("v1", "Service", "kourier", "kourier-system")
         self.apply_manifest(url)
         if file == "serving-default-domain.yaml":
-            threading.Thread(target=self._guard, args=(self._default_domain_job,), daemon=True).start()
+            if self.job_outcome == "never":  # its pod runs and never ends: active before anyone looks
+                self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", {"active": 1})
+            else:
+                self.spawn(self._default_domain_job)
 
     def _default_domain_job(self) -> None:
         time.sleep(0.1)
-        if self.job_outcome == "never":
-            self.kube.patch_status("batch/v1", "Job", "default-domain", "knative-serving", {"active": 1})
-            return
         if self.job_outcome == "failed":
             failed = {"failed": 7, "conditions": [
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
@@ -270,7 +351,7 @@ class Harness:
         self.aws_calls: list[str] = []
 
     def context(self, *, dry_run: bool = False, settings: Settings = FAST, **values: Any) -> Context:
-        reporter = RecordingReporter()
+        reporter = ReactingReporter()
         ctx = Context(config=make_config(**values), settings=settings, clock=self.clock, reporter=reporter,
                       dry_run=dry_run, kubeconfig=self.kube.kubeconfig)
         ctx.kube = Kube(load_api_client(self.kube.kubeconfig, settings=settings), settings=settings,
@@ -310,8 +391,9 @@ class Harness:
 def cluster(mock_aws, kube, fake_tools):  # mock_aws first: it must outlive the controller threads
     harness = Harness(kube, fake_tools)
     yield harness
-    harness.cluster.lbc = False
+    stuck = harness.cluster.close()  # its threads end while the emulator and moto are still there
     kube.stop()  # lets running controller hooks finish while moto is still there
+    assert stuck == [], f"controller threads still running after {PATIENCE:.0f}s"
     assert harness.cluster.errors == []
 
 
@@ -467,7 +549,7 @@ def short(**deadlines: float) -> Settings:
 
 def test_the_crd_wait_ends_when_every_crd_is_established(cluster):
     ctx = cluster.context()
-    threading.Timer(0.2, lambda: [cluster.cluster.crd(n) for n in kserve.KSERVE_CRDS]).start()
+    ctx.reporter.when_waiting("does not exist yet", lambda: [cluster.cluster.crd(n) for n in kserve.KSERVE_CRDS])
     kserve.wait_crds(ctx, kserve.KSERVE_CRDS, "the KServe CRDs")
     assert any("does not exist yet" in m for m in ctx.reporter.messages("waiting"))
 
@@ -491,8 +573,12 @@ def test_the_crd_wait_timeout_names_the_crds_not_established(cluster):
 def test_the_deployment_wait_follows_a_rollout_that_finishes_late(cluster):
     ctx = cluster.context()
     cluster.kube.ensure_namespace("kserve")
-    cluster.cluster.delays["kserve-controller-manager"] = 0.6
+    cluster.cluster.never.add("kserve-controller-manager")
     cluster.cluster.deployment("kserve-controller-manager", "kserve")
+    # the rollout ends half a second after the wait has seen it unfinished
+    ctx.reporter.when_waiting("Deployment kserve/kserve-controller-manager: 0/1 replicas available",
+                              lambda: cluster.cluster.later(0.5, cluster.cluster.available,
+                                                            "kserve-controller-manager", "kserve"))
     started = time.monotonic()
     kserve.wait_deployments(ctx, "kserve", kserve.KSERVE_DEPLOYMENTS)
     assert time.monotonic() - started >= 0.5
@@ -513,7 +599,8 @@ def test_the_deployment_wait_timeout_names_each_pending_deployment_with_conditio
                          "involvedObject": {"kind": "Deployment", "name": "activator"}, "type": "Warning",
                          "reason": "FailedCreate",
                          "message": 'pods "activator-1" is forbidden: exceeded quota'})
-    time.sleep(0.2)  # the autoscaler rolls out
+    eventually(lambda: (cluster.kube.get("apps/v1", "Deployment", "autoscaler", "knative-serving").get("status")
+                        or {}).get("availableReplicas") == 1, "the autoscaler to roll out")
     with pytest.raises(WaitTimeout) as caught:
         kserve.wait_deployments(ctx, "knative-serving", ("activator", "autoscaler", "controller"))
     message = caught.value.one_line()
@@ -528,8 +615,9 @@ def test_the_deployment_wait_timeout_names_each_pending_deployment_with_conditio
 def test_the_webhook_wait_follows_endpoints_that_are_not_ready_at_first(cluster):
     ctx = cluster.context()
     cluster.kube.ensure_namespace("kserve")
-    cluster.cluster.webhook_ready_after[kserve.KSERVE_WEBHOOK] = 0.5
-    cluster.cluster.webhook(kserve.KSERVE_WEBHOOK, "kserve")
+    cluster.cluster.webhook(kserve.KSERVE_WEBHOOK, "kserve", ready=False)
+    ctx.reporter.when_waiting("endpoints not ready yet",
+                              lambda: cluster.cluster.webhook_ready(kserve.KSERVE_WEBHOOK, "kserve"))
     kserve.wait_webhook(ctx, "kserve", kserve.KSERVE_WEBHOOK, "KServe")
     assert ("the KServe webhook to serve (ready endpoints of Service kserve/kserve-webhook-server-service): "
             "Service kserve/kserve-webhook-server-service: 1 endpoints not ready yet (webhook pods starting)"
@@ -552,7 +640,9 @@ def test_the_webhook_wait_timeout_says_no_endpoints_and_lists_the_pods(cluster):
 
 def test_the_hostname_wait_follows_a_hostname_assigned_late(cluster):
     ctx = cluster.context()
-    cluster.cluster.hostname_delay = 0.6
+    cluster.cluster.hold_hostnames = True
+    ctx.reporter.when_waiting("Service kourier-system/kourier: no load balancer address yet",
+                              cluster.cluster.release_hostnames)
     cluster.kube.ensure_namespace("kourier-system")
     ctx.kube.create(next(d for d in yaml.safe_load_all(kserve.render_files(ctx)["kourier-service.yaml"])
                          if d["kind"] == "Service"))
@@ -658,9 +748,10 @@ def test_the_nlb_gone_wait_timeout_names_the_nlb_still_there(cluster):
 def test_uninstall_reports_an_nlb_that_outlives_its_service_with_the_manual_cleanup(cluster):
     kserve.install(cluster.context())
     cluster.cluster.lbc_deletes_nlb = False  # the finalizer goes, the NLB stays (LBC#3841)
-    threading.Timer(0.3, lambda: cluster.kube.patch("v1", "Service", "kourier", "kourier-system",
-                                                    {"metadata": {"finalizers": None}})).start()
-    result = kserve.uninstall(cluster.context(settings=short(load_balancer_deleted=10)))
+    ctx = cluster.context(settings=short(load_balancer_deleted=10))
+    ctx.reporter.when_waiting("Service kourier-system/kourier still exists", lambda: cluster.kube.patch(
+        "v1", "Service", "kourier", "kourier-system", {"metadata": {"finalizers": None}}))
+    result = kserve.uninstall(ctx)
     [failure] = result["failures"]
     dns = cluster.cluster.nlbs["kourier-system/kourier"]["dns"]
     assert failure["step"] == "gateway Service and its NLB"
@@ -692,7 +783,7 @@ def test_the_default_domain_job_wait_timeout_names_the_jobs_pods(cluster):
 
 
 def test_a_cert_manager_webhook_that_comes_up_late_holds_kserve_back_until_it_serves(cluster):
-    cluster.cluster.webhook_ready_after[kserve.CERT_MANAGER_WEBHOOK] = 0.6
+    cluster.cluster.webhooks_not_ready.add(kserve.CERT_MANAGER_WEBHOOK)
     ready_at: list[float] = []
     kserve_at: list[float] = []
     original = cluster.cluster.helm
@@ -706,6 +797,9 @@ def test_a_cert_manager_webhook_that_comes_up_late_holds_kserve_back_until_it_se
         event.resource.plural == "endpoints" and event.object["metadata"]["name"] == kserve.CERT_MANAGER_WEBHOOK
         and any(s.get("addresses") for s in event.object.get("subsets") or [])) else None)
     ctx = cluster.context()
+    ctx.reporter.when_waiting(  # the webhook's pod gets ready once kservectl has waited for it
+        "Service cert-manager/cert-manager-webhook: 1 endpoints not ready yet",
+        lambda: cluster.cluster.webhook_ready(kserve.CERT_MANAGER_WEBHOOK, "cert-manager"))
     kserve.install(ctx)
     assert ("the cert-manager webhook to serve (ready endpoints of Service cert-manager/cert-manager-webhook): "
             "Service cert-manager/cert-manager-webhook: 1 endpoints not ready yet (webhook pods starting)"
@@ -714,7 +808,7 @@ def test_a_cert_manager_webhook_that_comes_up_late_holds_kserve_back_until_it_se
 
 
 def test_a_cert_manager_webhook_that_never_serves_stops_the_install_before_kserve(cluster):
-    cluster.cluster.webhook_ready_after[kserve.CERT_MANAGER_WEBHOOK] = float("inf")
+    cluster.cluster.webhooks_not_ready.add(kserve.CERT_MANAGER_WEBHOOK)
     ctx = cluster.context(settings=short(endpoints_ready=SHORT))
     with pytest.raises(WaitTimeout) as caught:
         kserve.install(ctx)
@@ -779,12 +873,18 @@ def test_a_second_install_makes_no_mutating_call(cluster):
 
 def test_install_copes_with_the_orders_real_clusters_show(cluster):
     # the NLB hostname comes late, the KServe webhook has endpoints that are not ready at first,
-    # and the KServe controller becomes Available a while after helm returns
-    cluster.cluster.hostname_after_install = True
-    cluster.cluster.hostname_delay = 0.3
-    cluster.cluster.webhook_ready_after[kserve.KSERVE_WEBHOOK] = 0.6
-    cluster.cluster.delays["kserve-controller-manager"] = 0.5
+    # and the KServe controller becomes Available a while after helm returns: each one changes
+    # only once kservectl has reported waiting for it
+    cluster.cluster.hold_hostnames = True
+    cluster.cluster.webhooks_not_ready.add(kserve.KSERVE_WEBHOOK)
+    cluster.cluster.never.add("kserve-controller-manager")
     ctx = cluster.context()
+    ctx.reporter.when_waiting("Service kourier-system/kourier: no load balancer address yet",
+                              cluster.cluster.release_hostnames)
+    ctx.reporter.when_waiting("Service kserve/kserve-webhook-server-service: 1 endpoints not ready yet",
+                              lambda: cluster.cluster.webhook_ready(kserve.KSERVE_WEBHOOK, "kserve"))
+    ctx.reporter.when_waiting("Deployment kserve/kserve-controller-manager: 0/1 replicas available",
+                              lambda: cluster.cluster.available("kserve-controller-manager", "kserve"))
     result = kserve.install(ctx)
     assert result["gateway"]["nlb_state"] == "active"
     waits = " ".join(ctx.reporter.messages("waiting"))
@@ -800,10 +900,7 @@ def seed_gateway(cluster: Harness, scheme: str = "internet-facing") -> str:
         "name": "kourier", "namespace": "kourier-system",
         "annotations": {kserve.ANN_TYPE: "external", kserve.ANN_SCHEME: scheme}},
         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
-    deadline = time.monotonic() + 5
-    while "kourier-system/kourier" not in cluster.cluster.nlbs and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return cluster.cluster.nlbs["kourier-system/kourier"]["dns"]
+    return eventually(lambda: cluster.cluster.nlbs.get("kourier-system/kourier"), "the gateway's NLB")["dns"]
 
 
 def test_a_scheme_change_is_refused_without_yes_and_changes_nothing(cluster):
@@ -970,8 +1067,7 @@ def test_uninstall_removes_the_gateway_and_waits_for_its_nlb_then_the_rest_in_re
     cluster.kube.create({"apiVersion": "v1", "kind": "Service", "metadata": {
         "name": "mlflow", "namespace": "mlflow", "annotations": {kserve.ANN_TYPE: "external"}},
         "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}})
-    time.sleep(0.3)
-    other = cluster.cluster.nlbs["mlflow/mlflow"]["dns"]
+    other = eventually(lambda: cluster.cluster.nlbs.get("mlflow/mlflow"), "the mlflow Service's NLB")["dns"]
     cluster.cluster.lbc_deletes_nlb = False  # the controller is slow: the NLB goes a few polls later
     gateway_arn = cluster.cluster.nlbs["kourier-system/kourier"]["arn"]
 
@@ -979,10 +1075,11 @@ def test_uninstall_removes_the_gateway_and_waits_for_its_nlb_then_the_rest_in_re
         if polls == 2:
             cluster.elbv2.delete_load_balancer(LoadBalancerArn=gateway_arn)
     cluster.clock.hooks.append(lbc)
-    threading.Timer(0.3, lambda: cluster.kube.patch("v1", "Service", "kourier", "kourier-system",
-                                                    {"metadata": {"finalizers": None}})).start()
+    ctx = cluster.context()
+    ctx.reporter.when_waiting("Service kourier-system/kourier still exists", lambda: cluster.kube.patch(
+        "v1", "Service", "kourier", "kourier-system", {"metadata": {"finalizers": None}}))
     cluster.cluster.log.clear()
-    result = kserve.uninstall(cluster.context())
+    result = kserve.uninstall(ctx)
     assert result["failures"] == []
     assert result["steps"][:2] == [{"step": "Service kourier-system/kourier", "result": "deleted"},
                                    {"step": f"NLB {cluster.cluster.nlbs['kourier-system/kourier']['dns']}",
@@ -1006,6 +1103,11 @@ def test_uninstall_removes_the_gateway_and_waits_for_its_nlb_then_the_rest_in_re
 def test_a_second_uninstall_changes_nothing(cluster):
     kserve.install(cluster.context())
     kserve.uninstall(cluster.context())
+    # the namespaces `kubectl delete -f` removed terminate asynchronously; uninstall tells whether
+    # kourier.yaml / serving-core.yaml are installed by their namespace, so wait until they are gone
+    for namespace in (kserve.KOURIER_NS, kserve.KNATIVE_NS):
+        eventually(lambda ns=namespace: cluster.kube.find("v1", "Namespace", ns) is None,
+                   f"Namespace {namespace} to be gone")
     ctx = cluster.context()
     writes = cluster.writes(ctx)
     helm_before = len(cluster.helm_calls("uninstall"))
