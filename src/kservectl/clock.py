@@ -13,6 +13,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    real_time: bool  # do sleeps take real time (a stopped run can cut one short)?
+
     def monotonic(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
@@ -80,7 +82,7 @@ class StoppableClock:
 
     @property
     def real_time(self) -> bool:
-        return bool(getattr(self.inner, "real_time", True))
+        return self.inner.real_time
 
     def monotonic(self) -> float:
         return self.inner.monotonic()
