@@ -5,7 +5,6 @@ exits 1. The cluster is the Kubernetes emulator with the test acting as KServe."
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +23,7 @@ def wide_tables(monkeypatch):
 @pytest.fixture
 def cluster(kube, isolated_env: Path) -> Iterator:
     """The emulator as cluster ``kservectl``: its kubeconfig where kservectl keeps it."""
-    target = isolated_env / "kservectl" / "kubeconfig"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, target)
-    for ns in ("models", "mlflow", "kourier-system"):
-        kube.ensure_namespace(ns)
+    kube.install_kubeconfig(isolated_env / "kservectl" / "kubeconfig", "models", "mlflow", "kourier-system")
     kube.create({"apiVersion": "v1", "kind": "ServiceAccount",
                  "metadata": {"name": "kservectl-model-server", "namespace": "models"}})
     controller = FakeKServe(kube)

@@ -9,14 +9,13 @@ prediction too few."""
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support.http_server import QuietHandler, serving
 
 DOMAIN = "models.example.com"
 COLUMNS = ("alcohol", "malic_acid", "ash")
@@ -30,22 +29,11 @@ def metadata(name: str) -> dict[str, Any]:
             "parameters": {"content_type": "pd"}}
 
 
-class Gateway(BaseHTTPRequestHandler):
+class Gateway(QuietHandler):
     """Kourier in front of one MLServer per InferenceService: the Host header picks the model."""
 
     broken: set[str] = set()  # models that answer one prediction fewer than the rows sent
     seen: list[tuple[str, str]] = []  # (Host, path)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _model(self) -> str | None:
         host = self.headers.get("Host", "")
@@ -56,13 +44,13 @@ class Gateway(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         model = self._model()
         if model is None:
-            self._send(404, {"error": "no route for this Host"})
+            self.send_json(404, {"error": "no route for this Host"})
         elif self.path in ("/v2/health/live", "/v2/health/ready", f"/v2/models/{model}/ready"):
-            self._send(200, {"ready": True} if "models" not in self.path else {"name": model, "ready": True})
+            self.send_json(200, {"ready": True} if "models" not in self.path else {"name": model, "ready": True})
         elif self.path == f"/v2/models/{model}":
-            self._send(200, metadata(model))
+            self.send_json(200, metadata(model))
         else:
-            self._send(404, {"error": f"Model {self.path.split('/')[3]} not found"})
+            self.send_json(404, {"error": f"Model {self.path.split('/')[3]} not found"})
 
     def do_POST(self) -> None:
         model = self._model()
@@ -72,37 +60,29 @@ class Gateway(BaseHTTPRequestHandler):
         elif self.path == "/invocations":
             rows = len(body["dataframe_split"]["data"])
         else:
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
             return
         rows -= 1 if model in Gateway.broken else 0
         if self.path == "/invocations":
-            self._send(200, {"predictions": [0] * rows})
+            self.send_json(200, {"predictions": [0] * rows})
         else:
-            self._send(200, {"model_name": model,
+            self.send_json(200, {"model_name": model,
                              "outputs": [{"name": "output-0", "shape": [rows], "datatype": "INT64",
                                           "data": [0] * rows}]})
 
 
 @pytest.fixture
 def gateway() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     Gateway.broken, Gateway.seen = set(), []
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Gateway) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture
 def cluster(kube, isolated_env: Path, gateway: str, monkeypatch) -> Any:
     """Cluster ``kservectl`` with the wine and beer InferenceServices Ready behind the gateway."""
     monkeypatch.setenv("COLUMNS", "250")
-    target = isolated_env / "kservectl" / "kubeconfig"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, target)
-    for ns in ("models", "mlflow", "kourier-system"):
-        kube.ensure_namespace(ns)
+    kube.install_kubeconfig(isolated_env / "kservectl" / "kubeconfig", "models", "mlflow", "kourier-system")
     kube.create({"apiVersion": "v1", "kind": "Service",
                  "metadata": {"name": "kourier", "namespace": "kourier-system"},
                  "spec": {"type": "LoadBalancer", "ports": [{"name": "http2", "port": 80, "targetPort": 8080}]},

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,11 +27,8 @@ ISVC = "serving.kserve.io/v1beta1"
 @pytest.fixture
 def cluster(kube, isolated_env: Path):
     """The emulator as cluster ``kservectl`` (its kubeconfig where kservectl keeps it)."""
-    target = isolated_env / "kservectl" / "kubeconfig"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, target)
-    for ns in ("models", "mlflow", "kserve", "knative-serving"):
-        kube.ensure_namespace(ns)
+    kube.install_kubeconfig(isolated_env / "kservectl" / "kubeconfig", "models", "mlflow", "kserve",
+                            "knative-serving")
     return kube
 
 
@@ -368,9 +364,7 @@ def test_cli_logs_tail_minus_one_asks_for_every_line_and_f_follows(cli, cluster)
 
 
 def test_cli_logs_reads_the_cluster_from_a_config_file(cli, cluster, isolated_env, tmp_path):
-    other = isolated_env / "ml" / "kubeconfig"
-    other.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cluster.kubeconfig, other)
+    cluster.install_kubeconfig(isolated_env / "ml" / "kubeconfig")
     conf = tmp_path / "platform.yaml"
     conf.write_text("cluster:\n  name: ml\n")
     pod(cluster, "mlflow-1", "mlflow", {"app.kubernetes.io/name": "mlflow",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -1205,9 +1204,7 @@ def test_standard_mode_status_judges_metrics_server_by_its_own_deployment_only(c
 # -- the CLI --------------------------------------------------------------------------------------------
 @pytest.fixture
 def cli_cluster(kube, fake_tools):
-    path = paths.kubeconfig_path("kservectl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, path)
+    kube.install_kubeconfig(paths.kubeconfig_path("kservectl"))
     return kube
 
 
@@ -1272,9 +1269,7 @@ def test_kserve_uninstall_dry_run_needs_no_confirmation_and_deletes_nothing(cli,
 def test_kserve_status_prints_json(cli, cluster, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # a wide terminal: one line per component
     kserve.install(cluster.context())
-    path = paths.kubeconfig_path("kservectl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cluster.kube.kubeconfig, path)
+    cluster.kube.install_kubeconfig(paths.kubeconfig_path("kservectl"))
     result = cli("kserve", "status", "-o", "json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)

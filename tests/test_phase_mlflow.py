@@ -8,7 +8,6 @@ import base64
 import configparser
 import json
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -953,9 +952,7 @@ def test_url_before_install_says_how_to_install(cluster):
 @pytest.fixture
 def cli_cluster(cluster, monkeypatch):
     """The emulator as the cluster of `kservectl -c kservectl`, and a fake NLB for the HTTP checks."""
-    target = paths.kubeconfig_path("kservectl")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cluster.kubeconfig, target)
+    cluster.install_kubeconfig(paths.kubeconfig_path("kservectl"))
     lb = FakeLoadBalancer(cluster)
     monkeypatch.setattr(mlflow, "httpx_get", lb)
     return lb

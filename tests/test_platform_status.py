@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from typing import Any
 
 import boto3
@@ -170,9 +169,7 @@ def platform(mock_aws, kube, fake_tools, isolated_env, monkeypatch):
     ids = build_aws(ctx)
     build_cluster(kube, ctx, ids["gateway_dns"])
     seed_releases(fake_tools, ctx)
-    target = paths.kubeconfig_path(CLUSTER)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, target)
+    kube.install_kubeconfig(paths.kubeconfig_path(CLUSTER))
     kube.ids = ids
     return kube
 

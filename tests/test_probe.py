@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -28,6 +25,7 @@ import pytest
 
 from kservectl import models, probe
 from kservectl.settings import DEFAULT_SETTINGS
+from support.http_server import QuietHandler, serving
 
 MLFLOW_WARNINGS = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow.models.utils"),
@@ -128,53 +126,38 @@ def test_predictions_are_counted_from_either_protocols_answer():
 
 
 # -- checks against a scripted server --------------------------------------------------------------
-class FakeV2(BaseHTTPRequestHandler):
+class FakeV2(QuietHandler):
     """A V2 server that serves model 'wine' and answers ONE prediction whatever it is sent."""
 
     hosts: list[str] = []
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
         FakeV2.hosts.append(self.headers.get("Host", ""))
         if self.path in ("/v2/health/live", "/v2/health/ready", "/v2/models/wine/ready"):
-            self._send(200, {"ready": True})
+            self.send_json(200, {"ready": True})
         elif self.path == "/v2/models/wine":
-            self._send(200, MLSERVER_METADATA)
+            self.send_json(200, MLSERVER_METADATA)
         else:
-            self._send(404, {"error": f"Model {self.path.split('/')[3]} not found"})
+            self.send_json(404, {"error": f"Model {self.path.split('/')[3]} not found"})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/v2/models/wine/infer":
             output = {"name": "o", "shape": [1], "datatype": "INT64", "data": [0]}
-            self._send(200, {"model_name": "wine", "outputs": [output]})
+            self.send_json(200, {"model_name": "wine", "outputs": [output]})
         elif self.path == "/invocations":
-            self._send(200, {"predictions": [0]})
+            self.send_json(200, {"predictions": [0]})
         elif self.path == "/v2/repository/index":
-            self._send(200, [{"name": "wine", "state": "READY"}])
+            self.send_json(200, [{"name": "wine", "state": "READY"}])
         else:
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
 
 
 @pytest.fixture
 def fake_v2() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeV2)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakeV2.hosts = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(FakeV2) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_check_fails_when_predictions_do_not_match_the_rows_sent(fake_v2):
@@ -391,11 +374,7 @@ def test_serve_example_registers_a_new_version_and_checks_it_against_the_runtime
 
 # -- cluster mode against the emulator, with the gateway pointing at the real MLServer ---------------
 def use_cluster(kube, home: Path) -> None:
-    target = home / "kservectl" / "kubeconfig"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(kube.kubeconfig, target)
-    for ns in ("models", "mlflow", "kourier-system"):
-        kube.ensure_namespace(ns)
+    kube.install_kubeconfig(home / "kservectl" / "kubeconfig", "models", "mlflow", "kourier-system")
 
 
 def gateway_to(kube, url: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,11 +9,12 @@ import pytest
 from kservectl.cli.console import ConsoleReporter
 from kservectl.errors import KservectlError, UsageError
 from kservectl.redact import Redactor
+from support.http_server import QuietHandler, serving
 
 PASSWORD = "S3cretPassw0rd"
 
 
-class _HealthOnly(http.server.BaseHTTPRequestHandler):
+class _HealthOnly(QuietHandler):
     """Answers MLflow's /health, then hangs up on every API call (a proxy dropping them)."""
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server interface
@@ -29,18 +28,11 @@ class _HealthOnly(http.server.BaseHTTPRequestHandler):
 
     do_POST = do_GET  # noqa: N815
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def dropping_mlflow() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HealthOnly)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://alice:{PASSWORD}@127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_HealthOnly) as port:
+        yield f"http://alice:{PASSWORD}@127.0.0.1:{port}"
 
 
 def test_an_mlflow_error_quoting_the_tracking_uri_does_not_show_its_password(cli, dropping_mlflow, monkeypatch):

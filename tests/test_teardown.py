@@ -17,7 +17,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -680,9 +679,7 @@ def cli_world(world, isolated_env, monkeypatch, tmp_path):
     """The world as the CLI sees it: the kubeconfig where kservectl keeps it, the fakes on PATH and
     a stub kubectl (the release manifests it would delete cannot be fetched offline) that records
     its argv."""
-    target = paths.kubeconfig_path(CLUSTER)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(world.kube.kubeconfig, target)
+    world.kube.install_kubeconfig(paths.kubeconfig_path(CLUSTER))
     stub = tmp_path / "bin" / "kubectl"
     stub.parent.mkdir()
     stub.write_text(f"""#!{sys.executable}

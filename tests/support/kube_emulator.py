@@ -1651,6 +1651,15 @@ class KubeEmulatorServer:
             raise KubeEmulatorError("the emulator server is not started")
         return self._kubeconfig
 
+    def install_kubeconfig(self, target: Path, *namespaces: str) -> Path:
+        """Copy :attr:`kubeconfig` to ``target`` (e.g. where a CLI under test looks for its
+        cluster's), making its folder, and create ``namespaces``. Returns ``target``."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.kubeconfig, target)
+        for namespace in namespaces:
+            self.ensure_namespace(namespace)
+        return target
+
     # ---- HTTP helpers --------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None, *,
